@@ -1,0 +1,269 @@
+"""The CLI's subcommands. Each takes parsed args, prints, returns an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from contextlib import contextmanager
+
+from sqlalchemy import func, select
+
+from clipdesk.config import CoreConfig
+from clipdesk.errors import NotIndexed, QueryError
+from clipdesk.jobs import CancelToken, Progress
+from clipdesk.paths import library_dir, models_dir
+from clipdesk.store.db import Library
+from clipdesk.store.models import Embedding, Folder, Photo, ScanError
+
+MODEL_META = "model_spec"
+
+
+def _library(args) -> Library:
+    return Library(library_dir(args.library))
+
+
+def _engine(args, lib: Library, batch_size: int = 32):
+    from clipdesk.engine.clip import ClipEngine
+    from clipdesk.engine.registry import resolve
+
+    spec = resolve(args.model or lib.get_meta(MODEL_META))
+    return ClipEngine(spec, device=args.device, batch_size=batch_size)
+
+
+def _emit(args, data: dict, human: list[str]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        for line in human:
+            print(line)
+
+
+@contextmanager
+def _sigint_cancels(token: CancelToken):
+    """First Ctrl-C: finish the current batch and stop. Second: stop now."""
+    def handler(signum, frame):
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        print("\nclipdesk: stopping after the current batch (Ctrl-C again to abort)...", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Bar:
+    """tqdm on an interactive stderr; silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def __call__(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if p.phase != "indexing":
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=p.total, unit="photo", desc="indexing", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(p.done - self.bar.n)
+        self.bar.set_postfix(errors=p.errors, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_index(args) -> int:
+    from clipdesk.indexer import index
+
+    lib = _library(args)
+    for path in args.paths:
+        if not os.path.exists(path):
+            raise QueryError(f"No such file or folder: {path}")
+    engine = _engine(args, lib, args.batch_size)
+    engine.model  # noqa: B018 - a missing model fails here, before any work
+    lib.set_meta(MODEL_META, engine.spec.name)
+    config = CoreConfig(batch_size=args.batch_size, decode_workers=args.workers)
+    token = CancelToken()
+    bar = _Bar(not args.json)
+    with _sigint_cancels(token):
+        try:
+            report = index(lib, args.paths, engine, config, progress=bar, cancel=token)
+        finally:
+            bar.close()
+    data = {"library": str(lib.root), "model": engine.spec.name, **{k: v for k, v in vars(report).items()}}
+    human = [
+        f"{'Stopped' if report.cancelled else 'Indexed'}: {report.found} photos found, {report.new} new, "
+        f"{report.changed} changed, {report.moved} moved, {report.unchanged} unchanged, "
+        f"{report.embedded} embedded, {report.missing} gone, {report.errors} errors.",
+    ]
+    if report.errors:
+        human.append("Run 'clipdesk errors' to see the files that could not be indexed.")
+    if report.cancelled:
+        human.append("Run the same 'clipdesk index' again to continue where it stopped.")
+    _emit(args, data, human)
+    return 130 if report.cancelled else 0
+
+
+def _searcher(args):
+    from clipdesk.search import Searcher
+
+    lib = _library(args)
+    engine = _engine(args, lib)
+    with lib.session() as s:
+        count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_key == engine.key))
+    if not count:
+        raise NotIndexed(
+            f"No photos in {lib.root} are indexed with model '{engine.spec.name}'. "
+            f"Run: clipdesk --model {engine.spec.name} index FOLDER"
+        )
+    return Searcher(lib, engine, CoreConfig().hnsw_min_size, cutoff=not engine.spec.random_init), engine
+
+
+def _filters(args):
+    from clipdesk.search import Filters
+
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip())
+    return Filters(folder=args.folder, date_from=args.date_from, date_to=args.date_to, types=types)
+
+
+def _image_term(searcher, ref: str, weight: float = 1.0):
+    from clipdesk.search import Term
+
+    photo_id = searcher.photo_id_for(ref)
+    if photo_id is not None:
+        return Term("photo", photo_id, weight)
+    if ref.isdigit() and not os.path.exists(ref):
+        raise QueryError(f"No photo with id {ref} in this library.")
+    if not os.path.isfile(ref):
+        raise QueryError(f"No such image file: {ref}")
+    return Term("file", os.path.abspath(ref), weight)
+
+
+def _run_query(args, searcher, engine, terms, query_text: str) -> int:
+    from clipdesk.imageio import ImageReadError
+
+    try:
+        result = searcher.search(terms, k=args.top, filters=_filters(args), min_score=args.min_score,
+                                 show_all=args.all)
+    except (ImageReadError, OSError) as exc:
+        raise QueryError(f"Cannot read the query image: {exc}") from None
+    data = {
+        "query": query_text,
+        "model": engine.spec.name,
+        "mode": result.mode,
+        "considered": result.considered,
+        "no_good_match": result.no_good_match,
+        "results": [{"id": h.photo_id, "path": h.path, "score": round(h.score, 4), "relevant": h.relevant}
+                    for h in result.hits],
+    }
+    human = [f"{h.score:6.3f}  {h.path}" + ("" if h.relevant else "  (weak match)") for h in result.hits]
+    if engine.spec.random_init:
+        data["warning"] = "test-only random model: scores are meaningless and no relevance cut-off is applied"
+        human.insert(0, f"(model {engine.spec.label}; no relevance cut-off)")
+    if result.no_good_match:
+        human.append(f"No good matches for {query_text!r} among {result.considered} photos."
+                     + ("" if args.all else " Use --all to list the closest anyway."))
+    _emit(args, data, human)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from clipdesk.search import parse_text_query
+
+    text = " ".join(args.text).strip()
+    if not text and not args.image:
+        raise QueryError("Say what to search for, e.g. clipdesk search beach -people")
+    searcher, engine = _searcher(args)
+    terms = parse_text_query(text) if text else []
+    terms += [_image_term(searcher, ref) for ref in args.image]
+    return _run_query(args, searcher, engine, terms, " ".join([text, *args.image]).strip())
+
+
+def cmd_similar(args) -> int:
+    from clipdesk.search import parse_text_query
+
+    searcher, engine = _searcher(args)
+    terms = [_image_term(searcher, args.ref)]
+    if args.text.strip():
+        extra = parse_text_query(args.text) if not args.text.strip().startswith("-") else None
+        if extra is None:  # only negatives: fine next to an image
+            from clipdesk.search import Term
+            extra = [Term("text", t.lstrip("-"), 1.0, negative=True) for t in args.text.split(",")]
+        terms += extra
+    return _run_query(args, searcher, engine, terms, f"{args.ref} {args.text}".strip())
+
+
+def cmd_status(args) -> int:
+    lib = _library(args)
+    model_name = args.model or lib.get_meta(MODEL_META)
+    from clipdesk.engine.registry import DEFAULT_PRESET, resolve
+
+    spec = resolve(model_name)
+    with lib.session() as s:
+        photos = s.scalar(select(func.count()).select_from(Photo).where(Photo.missing_since.is_(None)))
+        missing = s.scalar(select(func.count()).select_from(Photo).where(Photo.missing_since.is_not(None)))
+        embedded = s.scalar(
+            select(func.count()).select_from(Embedding).join(Photo, Photo.id == Embedding.photo_id)
+            .where(Embedding.model_key == spec.key, Photo.missing_since.is_(None))
+        )
+        errors = s.scalar(select(func.count()).select_from(ScanError))
+        folders = [
+            {"path": path, "photos": n or 0, "last_scan": last, "complete": done}
+            for path, last, done, n in s.execute(
+                select(Folder.path, Folder.last_scan_at, Folder.scan_complete, func.count(Photo.id))
+                .outerjoin(Photo, (Photo.folder_id == Folder.id) & Photo.missing_since.is_(None))
+                .group_by(Folder.id).order_by(Folder.path)
+            )
+        ]
+    hnsw_min = CoreConfig().hnsw_min_size
+    data = {
+        "library": str(lib.root), "model": spec.name, "model_key": spec.key,
+        "model_is_default": model_name is None or model_name == DEFAULT_PRESET,
+        "photos": photos, "embedded": embedded, "not_embedded": photos - embedded, "missing": missing,
+        "errors": errors, "folders": folders, "search_mode": "hnsw" if embedded >= hnsw_min else "exact",
+    }
+    human = [
+        f"Library: {lib.root}",
+        f"Model:   {spec.label}",
+        f"Photos:  {photos} ({embedded} embedded, {photos - embedded} waiting), {missing} gone from disk",
+        f"Errors:  {errors}" + (" (clipdesk errors lists them)" if errors else ""),
+        "Folders:",
+        *[f"  {f['photos']:7d}  {f['path']}" + ("" if f["complete"] else "  (scan not finished)") for f in folders],
+    ]
+    _emit(args, data, human)
+    return 0
+
+
+def cmd_errors(args) -> int:
+    lib = _library(args)
+    with lib.session() as s:
+        stmt = select(ScanError.path, ScanError.reason, ScanError.seen_at).order_by(ScanError.path)
+        if args.limit:
+            stmt = stmt.limit(args.limit)
+        rows = s.execute(stmt).all()
+    data = {"library": str(lib.root), "errors": [{"path": p, "reason": r, "seen_at": t} for p, r, t in rows]}
+    human = [f"{p}: {r}" for p, r, _ in rows] or ["No errors."]
+    _emit(args, data, human)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS
+
+    rows = []
+    for spec in PRESETS.values():
+        rows.append({"name": spec.name, "arch": spec.arch, "pretrained": spec.pretrained,
+                     "checkpoint": spec.checkpoint, "default": spec.name == DEFAULT_PRESET,
+                     "test_only": spec.random_init, "description": spec.description})
+    human = [f"{'*' if r['default'] else ' '} {r['name']:14s} {r['description']}" for r in rows]
+    human.append(f"Model files are cached in {models_dir()} (CLIPDESK_MODELS overrides).")
+    _emit(args, {"models": rows}, human)
+    return 0

@@ -1,0 +1,1 @@
+"""Model registry and the CLIP engine (open_clip, loaded lazily)."""

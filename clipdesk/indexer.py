@@ -1,0 +1,255 @@
+"""Indexing: walk, diff against the store, decode, embed, write in batches.
+
+Every batch of photos is committed together with its embeddings in one
+transaction, so a process killed at any moment leaves a consistent database
+and the next run simply continues with what is not yet done.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, select, update
+
+from clipdesk import decode_pool
+from clipdesk.config import CoreConfig
+from clipdesk.engine.clip import ClipEngine
+from clipdesk.imageio import PhotoInfo
+from clipdesk.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from clipdesk.scanner import FileEntry, WalkError, walk
+from clipdesk.store.db import Library
+from clipdesk.store.models import Embedding, Folder, Photo, ScanError, utcnow
+
+INLINE_BELOW = 48  # fewer files than this: decoding inline beats starting processes
+_PHOTO_FIELDS = ("size", "mtime_ns", "content_hash", "format", "width", "height", "frames", "taken_at",
+                 "camera_make", "camera_model", "gps_lat", "gps_lon")
+
+
+@dataclass
+class IndexReport:
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    moved: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    missing: int = 0
+    errors: int = 0
+    cancelled: bool = False
+    error_samples: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Known:
+    id: int
+    size: int
+    mtime_ns: int
+    missing: bool
+
+
+def index(
+    library: Library,
+    roots: list[str | os.PathLike[str]],
+    engine: ClipEngine,
+    config: CoreConfig | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> IndexReport:
+    """Bring the library up to date with ``roots`` for ``engine``'s model."""
+    config = config or CoreConfig()
+    cancel = cancel or CancelToken()
+    report = IndexReport()
+    root_paths = [Path(os.path.abspath(os.path.expanduser(os.fspath(r)))) for r in roots]
+    folder_ids = _register_folders(library, root_paths)
+    known, embedded = _load_state(library, engine.key)
+
+    progress(Progress("scanning", 0, 0))
+    todo: list[tuple[str, int | None]] = []
+    walked: set[str] = set()
+    seen: set[int] = set()
+    walk_errors: list[WalkError] = []
+    for item in walk(root_paths, skip_dirs=(library.root,), cancel=cancel):
+        if isinstance(item, WalkError):
+            walk_errors.append(item)
+            continue
+        walked.add(item.path)
+        row = known.get(item.path)
+        if row is not None and _unchanged(row, item):
+            seen.add(row.id)
+            report.unchanged += 1
+            if row.id not in embedded:
+                todo.append((item.path, row.id))
+        else:
+            todo.append((item.path, row.id if row else None))
+        if len(walked) % 2000 == 0:
+            progress(Progress("scanning", len(walked), 0))
+    report.found = len(walked)
+    _record_errors(library, [(e.path, e.reason) for e in walk_errors], report)
+    if cancel.cancelled:
+        report.cancelled = True
+        return report
+
+    spec = engine.input_spec()
+    workers = config.workers() if len(todo) >= INLINE_BELOW else 0
+    results = decode_pool.decode((p for p, _ in todo), spec.size, spec.squash, workers)
+    total = len(todo)
+    done = 0
+    batch: list[tuple[str, PhotoInfo | None, str | None]] = []
+    progress(Progress("indexing", 0, total, report.errors))
+    for result in results:
+        batch.append(result)
+        if len(batch) >= engine.batch_size:
+            _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, report)
+            done += len(batch)
+            batch = []
+            progress(Progress("indexing", done, total, report.errors))
+            if cancel.cancelled:
+                results.close()
+                report.cancelled = True
+                return report
+    if batch:
+        _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, report)
+        done += len(batch)
+        progress(Progress("indexing", done, total, report.errors))
+    report.missing = _sweep(library, root_paths, known, seen, walk_errors)
+    return report
+
+
+def _unchanged(row: _Known, entry: FileEntry) -> bool:
+    return not row.missing and row.size == entry.size and row.mtime_ns == entry.mtime_ns
+
+
+def _register_folders(library: Library, roots: list[Path]) -> dict[Path, int]:
+    ids: dict[Path, int] = {}
+    with library.session() as s, s.begin():
+        for root in roots:
+            if not root.is_dir():
+                continue
+            folder = s.scalar(select(Folder).where(Folder.path == str(root)))
+            if folder is None:
+                folder = Folder(path=str(root), scan_complete=False)
+                s.add(folder)
+                s.flush()
+            ids[root] = folder.id
+    return ids
+
+
+def _load_state(library: Library, model_key: str) -> tuple[dict[str, _Known], set[int]]:
+    with library.session() as s:
+        known = {
+            path: _Known(pid, size, mtime, missing is not None)
+            for pid, path, size, mtime, missing in s.execute(
+                select(Photo.id, Photo.path, Photo.size, Photo.mtime_ns, Photo.missing_since)
+            )
+        }
+        embedded = set(
+            s.scalars(
+                select(Embedding.photo_id)
+                .join(Photo, Photo.id == Embedding.photo_id)
+                .where(Embedding.model_key == model_key, Embedding.content_hash == Photo.content_hash)
+            )
+        )
+    return known, embedded
+
+
+def _folder_for(path: str, folder_ids: dict[Path, int]) -> int | None:
+    best: tuple[int, int] | None = None
+    for root, fid in folder_ids.items():
+        prefix = os.path.join(str(root), "")
+        if path.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), fid)
+    return best[1] if best else None
+
+
+def _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, report) -> None:
+    good = [(path, info) for path, info, err in batch if info is not None]
+    failed = [(path, err) for path, info, err in batch if info is None]
+    with library.session() as s, s.begin():
+        to_embed: list[tuple[Photo, PhotoInfo]] = []
+        for path, info in good:
+            photo = s.scalar(select(Photo).where(Photo.path == path))
+            if photo is None:
+                photo = _reclaim_moved(s, info.content_hash, walked)
+                if photo is not None:
+                    photo.path = path
+                    report.moved += 1
+                else:
+                    photo = Photo(path=path, added_at=utcnow())
+                    s.add(photo)
+                    report.new += 1
+            elif photo.content_hash != info.content_hash:
+                report.changed += 1
+            photo.folder_id = _folder_for(path, folder_ids)
+            photo.missing_since = None
+            for name in _PHOTO_FIELDS:
+                setattr(photo, name, getattr(info, name))
+            s.flush()
+            seen.add(photo.id)
+            has = s.get(Embedding, (photo.id, engine.key))
+            if has is None or has.content_hash != info.content_hash:
+                to_embed.append((photo, info))
+        if to_embed:
+            vectors = engine.encode_pixels(np.stack([info.pixels for _, info in to_embed]))
+            for (photo, info), vec in zip(to_embed, vectors):
+                s.merge(Embedding(photo_id=photo.id, model_key=engine.key, dim=len(vec),
+                                  vector=vec.astype("<f2").tobytes(), content_hash=info.content_hash,
+                                  created_at=utcnow()))
+                embedded.add(photo.id)
+            report.embedded += len(to_embed)
+        if good:
+            s.execute(delete(ScanError).where(ScanError.path.in_([p for p, _ in good])))
+        _upsert_errors(s, failed, report)
+
+
+def _reclaim_moved(s, content_hash: str, walked: set[str]) -> Photo | None:
+    """A photo row with the same bytes whose old file is gone: it moved."""
+    for candidate in s.scalars(select(Photo).where(Photo.content_hash == content_hash).order_by(Photo.id)):
+        if candidate.path not in walked and not os.path.lexists(candidate.path):
+            return candidate
+    return None
+
+
+def _upsert_errors(s, failed: list[tuple[str, str]], report: IndexReport) -> None:
+    for path, reason in failed:
+        row = s.scalar(select(ScanError).where(ScanError.path == path))
+        if row is None:
+            s.add(ScanError(path=path, reason=reason, seen_at=utcnow()))
+        else:
+            row.reason, row.seen_at = reason, utcnow()
+        report.errors += 1
+        if len(report.error_samples) < 20:
+            report.error_samples.append((path, reason))
+
+
+def _record_errors(library: Library, failed: list[tuple[str, str]], report: IndexReport) -> None:
+    if failed:
+        with library.session() as s, s.begin():
+            _upsert_errors(s, failed, report)
+
+
+def _under(path: str, roots: list[Path]) -> bool:
+    return any(path == str(r) or path.startswith(os.path.join(str(r), "")) for r in roots)
+
+
+def _sweep(library: Library, roots: list[Path], known: dict[str, _Known], seen: set[int], walk_errors) -> int:
+    """Mark photos under ``roots`` that this scan did not find; drop stale errors."""
+    gone = [k.id for path, k in known.items() if k.id not in seen and not k.missing and _under(path, roots)]
+    now = utcnow()
+    error_paths = {e.path for e in walk_errors}
+    with library.session() as s, s.begin():
+        for start in range(0, len(gone), 500):
+            s.execute(update(Photo).where(Photo.id.in_(gone[start : start + 500])).values(missing_since=now))
+        stale = [
+            eid for eid, path in s.execute(select(ScanError.id, ScanError.path))
+            if _under(path, roots) and path not in error_paths and not os.path.lexists(path)
+        ]
+        if stale:
+            s.execute(delete(ScanError).where(ScanError.id.in_(stale)))
+        for root in roots:
+            folder = s.scalar(select(Folder).where(Folder.path == str(root)))
+            if folder is not None:
+                folder.last_scan_at, folder.scan_complete = now, True
+    return len(gone)

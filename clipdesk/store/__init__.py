@@ -1,0 +1,1 @@
+"""SQLite store (source of truth) and the vector index rebuilt from it."""
