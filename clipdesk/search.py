@@ -30,6 +30,8 @@ NULL_PROMPTS = ("a photo", "a picture", "an image", "a photo of something", "a s
 # For image queries: a hit must stand this many standard deviations above the
 # query's mean similarity over the whole library.
 IMAGE_Z_CUTOFF = 3.0
+# Below this many photos the distribution cannot be estimated: no image cut-off.
+IMAGE_CUTOFF_MIN_LIBRARY = 30
 _WEIGHT = re.compile(r"^(?P<body>.*?):(?P<w>[0-9]*\.?[0-9]+)$")
 
 
@@ -183,6 +185,8 @@ class Searcher:
             cand = matrix[rows]
             return (cand @ positive_text) > (cand @ null.T).max(axis=1)
         # Any image term: stand out from this query's library-wide distribution.
+        if len(matrix) < IMAGE_CUTOFF_MIN_LIBRARY:
+            return np.ones(len(ids), bool)
         all_scores = matrix @ query
         mu, sigma = float(all_scores.mean()), float(all_scores.std())
         return scores >= mu + IMAGE_Z_CUTOFF * max(sigma, 1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 import threading
 from contextlib import contextmanager
@@ -227,6 +228,8 @@ def _missing_message(spec: ModelSpec, exc: Exception, cache_dir: str) -> str:
         )
     if isinstance(exc, FileNotFoundError):
         reason = "file not found"
+    elif isinstance(exc, pickle.UnpicklingError):
+        reason = "refused to load it: the file holds more than plain weights (only safetensors or weights-only PyTorch files load)"
     elif not spec.checkpoint and not hub_reachable():
         reason = "not downloaded yet, and the model hub cannot be reached"
     else:

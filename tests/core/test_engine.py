@@ -1,0 +1,147 @@
+"""Engine: registry grammar, deterministic tiny model, checkpoints, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clipdesk.engine import clip as clip_mod
+from clipdesk.engine.clip import ClipEngine, pick_device
+from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS, TINY_ARCH, resolve
+from clipdesk.errors import ModelNotAvailable, ModelSpecError
+
+
+def test_resolve_grammar(tmp_path):
+    assert resolve(None).name == DEFAULT_PRESET
+    tag = resolve("ViT-B-32/laion2b_s34b_b79k")
+    assert (tag.arch, tag.pretrained, tag.checkpoint) == ("ViT-B-32", "laion2b_s34b_b79k", None)
+    hub = resolve("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+    assert hub.arch == "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
+    ckpt = resolve(f"ViT-B-32:{tmp_path}/w.safetensors")
+    assert ckpt.checkpoint == str(tmp_path / "w.safetensors")
+    assert resolve("MCIP-SO400M").checkpoint.endswith("MCIP-ViT-SO400M-14-SigLIP-384.pt")
+    assert PRESETS["tiny-random"].random_init and "TEST ONLY" in PRESETS["tiny-random"].label
+
+
+@pytest.mark.parametrize("bad", ["NoSuchArch/tag", "NoSuchArch:/x.pt", "ViT-B-16-quickgelu", "  "])
+def test_resolve_rejects_unusable_names(bad):
+    with pytest.raises(ModelSpecError) as exc:
+        resolve(bad)
+    assert "\n" not in str(exc.value)
+
+
+def test_keys_separate_embedding_spaces():
+    keys = {spec.key for spec in PRESETS.values()}
+    assert len(keys) == len(PRESETS)
+    assert resolve("ViT-B-32/openai").key != resolve("ViT-B-32/laion2b_s34b_b79k").key
+
+
+def test_tiny_model_is_deterministic_and_normalised(tiny_engine):
+    again = ClipEngine(resolve("tiny-random"), device="cpu")
+    a = tiny_engine.encode_text(["a dog", "a beach at night"])
+    b = again.encode_text(["a dog", "a beach at night"])
+    np.testing.assert_allclose(a, b, atol=1e-6)  # same weights in every process
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert a.shape == (2, tiny_engine.dim) and not np.allclose(a[0], a[1])
+
+
+def test_batching_does_not_change_vectors(tiny_engine):
+    rng = np.random.default_rng(1)
+    size = tiny_engine.input_spec().size
+    pixels = rng.integers(0, 255, size=(5, size, size, 3), dtype=np.uint8)
+    whole = tiny_engine.encode_pixels(pixels)
+    small = ClipEngine(tiny_engine.spec, device="cpu", batch_size=2)
+    np.testing.assert_allclose(small.encode_pixels(pixels), whole, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(whole, axis=1), 1.0, atol=1e-5)
+
+
+def test_identical_images_embed_identically(tiny_engine, tmp_path, coco_images):
+    src = Image.open(coco_images[0])
+    src.save(tmp_path / "a.png")
+    src.save(tmp_path / "b.png")
+    v = tiny_engine.encode_files([tmp_path / "a.png", tmp_path / "b.png", coco_images[1]])
+    assert float(v[0] @ v[1]) == pytest.approx(1.0, abs=1e-5)
+    assert float(v[0] @ v[2]) < float(v[0] @ v[1])
+
+
+def _save_tiny(engine, path, fmt):
+    state = {k: v.detach().clone() for k, v in engine.model.state_dict().items()}
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt"])
+def test_local_checkpoint_round_trip(tiny_engine, tmp_path, fmt):
+    path = tmp_path / f"tiny.{fmt}"
+    _save_tiny(tiny_engine, path, fmt)
+    engine = ClipEngine(resolve(f"{TINY_ARCH}:{path}"), device="cpu")
+    texts = ["a red car", "two cats"]
+    np.testing.assert_allclose(engine.encode_text(texts), tiny_engine.encode_text(texts), atol=1e-5)
+    assert engine.key.startswith(f"open_clip:{TINY_ARCH}:file-") and engine.key != tiny_engine.key
+
+
+def test_changed_checkpoint_changes_the_key(tiny_engine, tmp_path):
+    path = tmp_path / "tiny.safetensors"
+    _save_tiny(tiny_engine, path, "safetensors")
+    before = resolve(f"{TINY_ARCH}:{path}").key
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    first = next(iter(state))
+    state[first] = state[first] + 1.0
+    save_file(state, str(path))
+    assert resolve(f"{TINY_ARCH}:{path}").key != before
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_pickle_checkpoints_never_execute_code(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": _Payload(str(marker))}, path)
+    with pytest.raises(ModelNotAvailable):
+        ClipEngine(resolve(f"{TINY_ARCH}:{path}"), device="cpu").model
+    assert not marker.exists()  # weights_only=True refused the pickle
+
+
+def test_missing_weights_give_one_clear_message(monkeypatch):
+    monkeypatch.setattr(clip_mod, "_REACHABLE", False)
+    with pytest.raises(ModelNotAvailable) as exc:
+        ClipEngine(resolve("vit-b-32"), device="cpu").model
+    msg = str(exc.value)
+    assert "vit-b-32" in msg and "ViT-B-32" in msg
+    assert str(clip_mod.models_dir()) in msg  # where it looked
+    assert "--model ViT-B-32:" in msg  # how to give a local file
+    assert "\n" not in msg
+
+
+def test_missing_preset_checkpoint_names_the_file():
+    with pytest.raises(ModelNotAvailable) as exc:
+        ClipEngine(resolve("mcip-so400m"), device="cpu").model
+    msg = str(exc.value)
+    assert "MCIP-ViT-SO400M-14-SigLIP-384.pt" in msg and "file not found" in msg
+
+
+def test_device_auto_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto") == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == "cpu"
+    assert pick_device("cuda:1") == "cuda:1"
