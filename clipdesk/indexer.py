@@ -62,6 +62,7 @@ def index(
     config = config or CoreConfig()
     cancel = cancel or CancelToken()
     report = IndexReport()
+    started = utcnow()
     root_paths = [Path(os.path.abspath(os.path.expanduser(os.fspath(r)))) for r in roots]
     folder_ids = _register_folders(library, root_paths)
     known, embedded = _load_state(library, engine.key)
@@ -114,7 +115,10 @@ def index(
         _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, report)
         done += len(batch)
         progress(Progress("indexing", done, total, report.errors))
-    report.missing = _sweep(library, root_paths, known, seen, walk_errors)
+    # A root that could not be opened (an unmounted drive) is not swept: its
+    # photos are unavailable, not deleted.
+    reachable = [r for r in root_paths if str(r) not in {e.path for e in walk_errors}]
+    report.missing = _sweep(library, reachable, known, seen, started)
     return report
 
 
@@ -234,17 +238,18 @@ def _under(path: str, roots: list[Path]) -> bool:
     return any(path == str(r) or path.startswith(os.path.join(str(r), "")) for r in roots)
 
 
-def _sweep(library: Library, roots: list[Path], known: dict[str, _Known], seen: set[int], walk_errors) -> int:
-    """Mark photos under ``roots`` that this scan did not find; drop stale errors."""
+def _sweep(library: Library, roots: list[Path], known: dict[str, _Known], seen: set[int], started) -> int:
+    """Mark photos under ``roots`` that this scan did not find; drop errors it did not see again."""
     gone = [k.id for path, k in known.items() if k.id not in seen and not k.missing and _under(path, roots)]
     now = utcnow()
-    error_paths = {e.path for e in walk_errors}
     with library.session() as s, s.begin():
         for start in range(0, len(gone), 500):
             s.execute(update(Photo).where(Photo.id.in_(gone[start : start + 500])).values(missing_since=now))
+        # Every failing file is retried on each scan and its error re-stamped,
+        # so an error older than this scan is for a file now fine or gone.
         stale = [
-            eid for eid, path in s.execute(select(ScanError.id, ScanError.path))
-            if _under(path, roots) and path not in error_paths and not os.path.lexists(path)
+            eid for eid, path in s.execute(select(ScanError.id, ScanError.path).where(ScanError.seen_at < started))
+            if _under(path, roots)
         ]
         if stale:
             s.execute(delete(ScanError).where(ScanError.id.in_(stale)))
