@@ -32,6 +32,17 @@ def _engine(args, lib: Library, batch_size: int = 32):
     return ClipEngine(spec, device=args.device, batch_size=batch_size)
 
 
+def _model_name(spec) -> str:
+    """The ``--model`` text that finds this model again from any directory."""
+    from clipdesk.engine.registry import PRESETS
+
+    if spec.name.lower() in PRESETS:
+        return spec.name.lower()
+    if spec.checkpoint:
+        return f"{spec.arch}:{spec.checkpoint}"  # absolute: a relative path breaks from another cwd
+    return spec.name
+
+
 def _emit(args, data: dict, human: list[str]) -> None:
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -89,7 +100,7 @@ def cmd_index(args) -> int:
             raise QueryError(f"No such file or folder: {path}")
     engine = _engine(args, lib, args.batch_size)
     engine.model  # noqa: B018 - a missing model fails here, before any work
-    lib.set_meta(MODEL_META, engine.spec.name)
+    lib.set_meta(MODEL_META, _model_name(engine.spec))
     config = CoreConfig(batch_size=args.batch_size, decode_workers=args.workers)
     token = CancelToken()
     bar = _Bar(not args.json)
@@ -106,10 +117,13 @@ def cmd_index(args) -> int:
     ]
     if report.errors:
         human.append("Run 'clipdesk errors' to see the files that could not be indexed.")
-    if report.cancelled:
-        human.append("Run the same 'clipdesk index' again to continue where it stopped.")
     _emit(args, data, human)
-    return 130 if report.cancelled else 0
+    if report.cancelled:
+        # On stderr, so that it shows with --json too.
+        print("clipdesk: stopped. Run the same 'clipdesk index' again to continue where it stopped; "
+              "photos already indexed are kept.", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _searcher(args):
@@ -120,11 +134,23 @@ def _searcher(args):
     with lib.session() as s:
         count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_key == engine.key))
     if not count:
-        raise NotIndexed(
-            f"No photos in {lib.root} are indexed with model '{engine.spec.name}'. "
-            f"Run: clipdesk --model {engine.spec.name} index FOLDER"
-        )
+        raise NotIndexed(_not_indexed_message(lib, engine.spec, explicit=bool(args.model)))
     return Searcher(lib, engine, CoreConfig().hnsw_min_size, cutoff=not engine.spec.random_init), engine
+
+
+def _not_indexed_message(lib: Library, spec, explicit: bool) -> str:
+    with lib.session() as s:
+        photos = s.scalar(select(func.count()).select_from(Photo))
+    if not photos:
+        return f"The library {lib.root} has no photos yet. Run: clipdesk index FOLDER (then search again)."
+    model_flag = f"--model {_model_name(spec)} " if explicit else ""
+    message = f"No photos in {lib.root} are indexed with model '{spec.name}'."
+    current = lib.get_meta(MODEL_META)
+    if current and current != _model_name(spec):
+        message += f" The library was last indexed with '{current}': drop --model, or"
+    else:
+        message += " Run:"
+    return f"{message} clipdesk {model_flag}index FOLDER"
 
 
 def _filters(args):
@@ -175,14 +201,21 @@ def _run_query(args, searcher, engine, terms, query_text: str) -> int:
     return 0
 
 
+def _query_text(words: list[str], negatives: list[str]) -> str:
+    """Query words plus ``--not`` terms (``search beach -people`` arrives as both)."""
+    import shlex
+
+    return " ".join([*words, *("-" + shlex.quote(n.lstrip("-")) for n in negatives if n.strip("- "))]).strip()
+
+
 def cmd_search(args) -> int:
     from clipdesk.search import parse_text_query
 
-    text = " ".join(args.text).strip()
+    text = _query_text(args.text, args.negatives)
     if not text and not args.image:
         raise QueryError("Say what to search for, e.g. clipdesk search beach -people")
+    terms = parse_text_query(text, require_positive=not args.image) if text else []
     searcher, engine = _searcher(args)
-    terms = parse_text_query(text) if text else []
     terms += [_image_term(searcher, ref) for ref in args.image]
     return _run_query(args, searcher, engine, terms, " ".join([text, *args.image]).strip())
 
@@ -190,15 +223,11 @@ def cmd_search(args) -> int:
 def cmd_similar(args) -> int:
     from clipdesk.search import parse_text_query
 
+    text = _query_text([*args.words, args.text], args.negatives)
+    extra = parse_text_query(text, require_positive=False) if text else []  # the image is the positive
     searcher, engine = _searcher(args)
-    terms = [_image_term(searcher, args.ref)]
-    if args.text.strip():
-        extra = parse_text_query(args.text) if not args.text.strip().startswith("-") else None
-        if extra is None:  # only negatives: fine next to an image
-            from clipdesk.search import Term
-            extra = [Term("text", t.lstrip("-"), 1.0, negative=True) for t in args.text.split(",")]
-        terms += extra
-    return _run_query(args, searcher, engine, terms, f"{args.ref} {args.text}".strip())
+    terms = [_image_term(searcher, args.ref), *extra]
+    return _run_query(args, searcher, engine, terms, f"{args.ref} {text}".strip())
 
 
 def cmd_status(args) -> int:

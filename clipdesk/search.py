@@ -78,8 +78,11 @@ class SearchResult:
     terms: list[Term] = field(default_factory=list)
 
 
-def parse_text_query(text: str) -> list[Term]:
-    """Parse the query syntax above into terms."""
+def parse_text_query(text: str, require_positive: bool = True) -> list[Term]:
+    """Parse the query syntax above into terms.
+
+    ``require_positive=False``: only negatives are fine, because the query
+    has a positive elsewhere (an image: ``similar 42 --text -people``)."""
     try:
         tokens = shlex.split(text, posix=True)
     except ValueError as exc:
@@ -99,7 +102,7 @@ def parse_text_query(text: str) -> list[Term]:
             phrase.append(body)
     if phrase:
         terms.insert(0, Term("text", " ".join(phrase)))
-    if not any(not t.negative for t in terms) and terms:
+    if require_positive and terms and not any(not t.negative for t in terms):
         raise QueryError("The query has only negatives; say what to look for too (e.g. 'beach -people').")
     return terms
 
