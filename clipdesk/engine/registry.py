@@ -183,3 +183,28 @@ def _file_digest(path: Path) -> str:
     except OSError:
         pass  # the cache is only an optimisation
     return digest
+
+
+HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def weights_present(spec: ModelSpec) -> bool:
+    """Whether ``spec`` can load without a download (checks files only)."""
+    if spec.random_init:
+        return True
+    if spec.checkpoint:
+        return Path(spec.checkpoint).is_file()
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    if spec.arch.startswith("local-dir:"):
+        return Path(spec.arch.removeprefix("local-dir:")).is_dir()
+    if spec.arch.startswith("hf-hub:"):
+        repo = spec.arch.removeprefix("hf-hub:")
+    else:
+        repo = (open_clip.get_pretrained_cfg(spec.arch, spec.pretrained or "").get("hf_hub") or "").strip("/")
+    if not repo:
+        return False
+    return any(
+        isinstance(try_to_load_from_cache(repo, name, cache_dir=str(models_dir())), str) for name in HUB_WEIGHT_FILES
+    )

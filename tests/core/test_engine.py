@@ -145,3 +145,23 @@ def test_device_auto_prefers_cuda_then_mps(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert pick_device("auto") == "cpu"
     assert pick_device("cuda:1") == "cuda:1"
+
+
+def test_weights_present_checks_the_cache_and_files(tmp_path):
+    from clipdesk.engine.registry import weights_present
+    from clipdesk.paths import models_dir
+
+    spec = resolve("vit-b-32")
+    assert not weights_present(spec)
+    repo_dir = models_dir() / "models--laion--CLIP-ViT-B-32-DataComp.XL-s13B-b90K"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text("abc123")
+    snapshot = repo_dir / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"x")
+    assert weights_present(spec)
+    assert weights_present(resolve("tiny-random"))
+    ckpt = tmp_path / "w.safetensors"
+    assert not weights_present(resolve(f"ViT-B-32:{ckpt}"))
+    ckpt.write_bytes(b"x")
+    assert weights_present(resolve(f"ViT-B-32:{ckpt}"))
