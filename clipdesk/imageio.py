@@ -6,15 +6,18 @@ SQLAlchemy. Files are only ever opened for reading.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 # Pillow raises DecompressionBombError above twice this; a 200 MP panorama is
 # still a photo, a 1-gigapixel PNG of one colour is an attack.
@@ -46,6 +49,22 @@ SUPPORTED_EXTENSIONS = BASE_EXTENSIONS | HEIF_EXTENSIONS if HEIF_AVAILABLE else 
 _MAKE, _MODEL, _DATETIME = 0x010F, 0x0110, 0x0132
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _DATETIME_ORIGINAL, _DATETIME_DIGITIZED = 0x9003, 0x9004
+_ORIENTATION = 0x0112
+
+# How to turn the stored pixels upright, by EXIF orientation (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Formats that support Pillow's reduced-size JPEG decode; MPO is the
+# multi-picture JPEG many phones and cameras write.
+_DRAFTABLE = frozenset({"JPEG", "MPO"})
 
 
 class ImageReadError(Exception):
@@ -89,9 +108,7 @@ def read_photo(path: str | Path, target: int | None = None, squash: bool = False
         ImageReadError: the file is not a usable image; the message says why.
         OSError: the file vanished or cannot be read.
     """
-    with open(path, "rb") as fh:  # read-only, always
-        st = _fstat(fh)
-        data = fh.read()
+    st, data = _read_bytes(path)
     if not data:
         raise ImageReadError("empty file (0 bytes)")
     digest = hashlib.blake2b(data, digest_size=20).hexdigest()
@@ -107,11 +124,21 @@ def read_photo(path: str | Path, target: int | None = None, squash: bool = False
         raise ImageReadError(f"cannot decode: {exc or type(exc).__name__}") from None
 
 
-def _fstat(fh) -> tuple[int, int]:
-    import os
+# Non-blocking: a FIFO put in place of a photo after the walk must not hang the
+# read (O_NONBLOCK changes nothing for regular files). Never a write flag.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
-    st = os.fstat(fh.fileno())
-    return st.st_size, st.st_mtime_ns
+
+def _read_bytes(path: str | Path) -> tuple[tuple[int, int], bytes]:
+    """The file's (size, mtime_ns) and bytes, from one read-only open."""
+    fd = os.open(path, _OPEN_FLAGS)
+    with open(fd, "rb", closefd=True) as fh:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", os.fspath(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageReadError("not a regular file (FIFO, socket or device)")
+        return (st.st_size, st.st_mtime_ns), fh.read()
 
 
 def _decode(data: bytes, st: tuple[int, int], digest: str, target: int | None, squash: bool) -> PhotoInfo:
@@ -119,38 +146,55 @@ def _decode(data: bytes, st: tuple[int, int], digest: str, target: int | None, s
         fmt = im.format or "unknown"
         exif = im.getexif()
         frames = getattr(im, "n_frames", 1)
-        orientation = exif.get(0x0112, 1)
+        orientation = exif.get(_ORIENTATION, 1)
+        if not isinstance(orientation, int) or orientation not in _TRANSPOSE:
+            orientation = 1
         w, h = im.size
         if orientation in (5, 6, 7, 8):
             w, h = h, w
         info = PhotoInfo(size=st[0], mtime_ns=st[1], content_hash=digest, format=fmt, width=w, height=h, frames=frames)
         _fill_exif(info, exif)
+        if frames > 1:
+            im.seek(0)  # first frame of an animation (before any draft: seeking resets it)
         if target is None:
-            if fmt == "JPEG":
+            if fmt in _DRAFTABLE:
                 im.draft("RGB", (64, 64))  # validate cheaply at 1/8 scale
             im.load()
         else:
-            info.pixels = _model_input(im, target, squash)
+            info.pixels = _model_input(im, target, squash, orientation)
     return info
 
 
-def _model_input(im: Image.Image, target: int, squash: bool) -> np.ndarray:
-    if im.format == "JPEG":
+def _model_input(im: Image.Image, target: int, squash: bool, orientation: int = 1) -> np.ndarray:
+    """The model's input square from the stored (un-rotated) image.
+
+    Cropping and resizing commute with the EXIF rotations and flips, so both
+    happen first and only the ``target``-sized result is rotated.
+    """
+    full_w, full_h = im.size
+    scale = 1.0
+    if im.format in _DRAFTABLE:
         # Reduced-DCT decode: 1/2..1/8 scale straight from the JPEG, 5-7x faster.
-        im.draft("RGB", (target, target))
-    im.seek(0)  # first frame of an animation
+        drafted = im.draft("RGB", (target, target))
+        if drafted is not None:
+            scale = drafted[1][2] / full_w
     im.load()
-    im = ImageOps.exif_transpose(im)
     rgb = to_rgb(im)
+    # The area the decoded pixels cover: a reduced decode rounds its size up,
+    # so its last row and column hold only part of a pixel.
+    vw, vh = full_w * scale, full_h * scale
     if squash:
-        return np.asarray(rgb.resize((target, target), Image.Resampling.BICUBIC, reducing_gap=3.0), dtype=np.uint8)
-    w, h = rgb.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    # Crop first: an extreme panorama never gets resized to a huge strip.
-    square = rgb.crop((left, top, left + side, top + side))
-    square = square.resize((target, target), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    return np.asarray(square, dtype=np.uint8)
+        box = (0.0, 0.0, vw, vh)
+    else:
+        side = min(vw, vh)
+        left, top = (vw - side) / 2, (vh - side) / 2
+        box = (left, top, left + side, top + side)
+    # Resizing only the box: an extreme panorama never becomes a huge strip.
+    out = rgb.resize((target, target), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+    method = _TRANSPOSE.get(orientation)
+    if method is not None:
+        out = out.transpose(method)
+    return np.asarray(out, dtype=np.uint8)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -191,8 +235,8 @@ def _fill_exif(info: PhotoInfo, exif: Image.Exif) -> None:
         gps = exif.get_ifd(_GPS_IFD)
     except Exception:  # noqa: BLE001
         gps = {}
-    info.gps_lat = _gps_coord(gps.get(2), gps.get(1), "S")
-    info.gps_lon = _gps_coord(gps.get(4), gps.get(3), "W")
+    info.gps_lat = _gps_coord(gps.get(2), gps.get(1), "S", 90.0)
+    info.gps_lon = _gps_coord(gps.get(4), gps.get(3), "W", 180.0)
 
 
 def _text(value) -> str | None:
@@ -216,7 +260,7 @@ def _exif_datetime(raw) -> datetime | None:
     return None
 
 
-def _gps_coord(dms, ref, negative_ref: str) -> float | None:
+def _gps_coord(dms, ref, negative_ref: str, limit: float) -> float | None:
     try:
         d, m, s = (float(x) for x in dms)
     except (TypeError, ValueError, ZeroDivisionError):
@@ -224,7 +268,7 @@ def _gps_coord(dms, ref, negative_ref: str) -> float | None:
     value = d + m / 60.0 + s / 3600.0
     if _text(ref) == negative_ref:
         value = -value
-    if not (-180.0 <= value <= 180.0) or value != value:
+    if not (-limit <= value <= limit) or value != value:
         return None
     return round(value, 7)
 
