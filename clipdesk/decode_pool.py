@@ -8,38 +8,42 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterable, Iterator
 
 from clipdesk.imageio import PhotoInfo, ignore_sigint, read_many
 
 Result = tuple[str, PhotoInfo | None, str | None]
+Reader = Callable[[list[str], int | None, bool], list[Result]]
 CHUNK = 8  # files per task: amortises IPC without hurting load balance
+CRASHED = "the image decoder crashed on this file"
 
 
-def decode(paths: Iterable[str], target: int | None, squash: bool, workers: int) -> Iterator[Result]:
-    """Yield one result per path, in order, decoding ahead in ``workers`` processes."""
+def decode(
+    paths: Iterable[str], target: int | None, squash: bool, workers: int, reader: Reader = read_many
+) -> Iterator[Result]:
+    """Yield one result per path, in order, decoding ahead in ``workers`` processes.
+
+    ``reader`` (a module-level function, as workers import it by name) turns a
+    list of paths into results without raising; a worker that dies on a file
+    costs only that file, reported as an error.
+    """
     if workers <= 0:
         for path in paths:
-            yield from read_many([path], target, squash)
+            yield from reader([path], target, squash)
         return
-    chunks = _chunks(paths)
-    pool = _new_pool(workers)
-    window: deque[tuple[list[str], Future]] = deque()
+    pools = _Pools(workers, reader, target, squash)
+    window: deque[tuple[list[str], Future, ProcessPoolExecutor]] = deque()
     try:
-        for chunk in chunks:
-            window.append((chunk, pool.submit(read_many, chunk, target, squash)))
+        for chunk in _chunks(paths):
+            window.append(pools.submit(chunk))
             if len(window) >= workers * 4:
-                chunk0, fut = window.popleft()
-                results, pool = _result(fut, chunk0, pool, workers, target, squash)
-                yield from results
+                yield from pools.collect(*window.popleft())
         while window:
-            chunk0, fut = window.popleft()
-            results, pool = _result(fut, chunk0, pool, workers, target, squash)
-            yield from results
+            yield from pools.collect(*window.popleft())
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pools.shutdown()
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
@@ -47,23 +51,57 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=ignore_sigint)
 
 
-def _result(fut: Future, chunk: list[str], pool, workers, target, squash):
-    try:
-        return fut.result(), pool
-    except BrokenProcessPool:
-        # A decoder crashed a worker (a native bug on a hostile file). Find the
-        # culprit by retrying the chunk one file at a time in fresh pools.
-        pool.shutdown(wait=False, cancel_futures=True)
-        results = []
+class _Pools:
+    """The worker pool, replaced when a crash breaks it, and a one-worker pool
+    that retries the chunks a crash lost one file at a time."""
+
+    def __init__(self, workers: int, reader: Reader, target: int | None, squash: bool) -> None:
+        self.workers = workers
+        self.args = (target, squash)
+        self.reader = reader
+        self.pool = _new_pool(workers)
+        self.solo: ProcessPoolExecutor | None = None
+
+    def submit(self, chunk: list[str]) -> tuple[list[str], Future, ProcessPoolExecutor]:
+        try:
+            return chunk, self.pool.submit(self.reader, chunk, *self.args), self.pool
+        except BrokenProcessPool:  # broke since the last collect
+            self._replace(self.pool)
+            return chunk, self.pool.submit(self.reader, chunk, *self.args), self.pool
+
+    def collect(self, chunk: list[str], fut: Future, pool: ProcessPoolExecutor) -> list[Result]:
+        try:
+            return fut.result()
+        except (BrokenProcessPool, CancelledError):
+            # A decoder crashed a worker (a native bug on a hostile file): every
+            # chunk that pool held is lost. Only the first loss replaces the
+            # pool; later ones from the same dead pool must not touch the new one.
+            self._replace(pool)
+            return self._isolate(chunk)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        if broken is self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = _new_pool(self.workers)
+
+    def _isolate(self, chunk: list[str]) -> list[Result]:
+        """Decode ``chunk`` file by file in one worker, to find the file that crashes it."""
+        results: list[Result] = []
         for path in chunk:
-            solo = _new_pool(1)
+            if self.solo is None:
+                self.solo = _new_pool(1)
             try:
-                results.extend(solo.submit(read_many, [path], target, squash).result())
+                results.extend(self.solo.submit(self.reader, [path], *self.args).result())
             except BrokenProcessPool:
-                results.append((path, None, "the image decoder crashed on this file"))
-            finally:
-                solo.shutdown(wait=True)
-        return results, _new_pool(workers)
+                results.append((path, None, CRASHED))
+                self.solo.shutdown(wait=True)
+                self.solo = None
+        return results
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.solo is not None:
+            self.solo.shutdown(wait=True)
 
 
 def _chunks(paths: Iterable[str]) -> Iterator[list[str]]:
