@@ -27,7 +27,7 @@ from PIL.TiffImagePlugin import IFDRational
 from sqlalchemy import select
 
 from clipdesk.config import CoreConfig
-from clipdesk.imageio import ImageReadError, read_many, read_photo, to_rgb
+from clipdesk.imageio import HEIF_AVAILABLE, ImageReadError, read_many, read_photo, to_rgb
 from clipdesk.indexer import index
 from clipdesk.paths import LIBRARY_MARKER
 from clipdesk.store.models import Embedding, Photo, ScanError
@@ -545,6 +545,59 @@ def test_hostile_tree_is_indexed_or_reported(library, tiny_engine, hostile_tree,
     with library.session() as s:
         assert set(s.scalars(select(Photo.path))) == set(good)
         assert set(s.scalars(select(ScanError.path))) == set(bad)
+
+
+def test_non_utf8_name_error_then_fixed(library, tiny_engine, tmp_path, coco_images):
+    root = tmp_path / "photos"
+    root.mkdir()
+    raw = os.fsencode(root) + b"/d\xe9fectueux.jpg"
+    name = os.fsdecode(raw)
+    truncated_jpeg(coco_images[0], Path(name))
+    report = index(library, [root], tiny_engine, INLINE)
+    assert (report.errors, report.new) == (1, 0)
+    with library.session() as s:
+        (error,) = s.scalars(select(ScanError))
+        assert os.fsencode(error.path) == raw and "truncated" in error.reason
+    shutil.copy(coco_images[0], name)  # repaired
+    report = index(library, [root], tiny_engine, INLINE)
+    assert (report.errors, report.new, report.embedded) == (0, 1, 1)
+    with library.session() as s:
+        assert list(s.scalars(select(ScanError))) == []
+        (photo,) = s.scalars(select(Photo))
+        assert os.fsencode(photo.path) == raw
+    # Searching code gets the path back as str and can open the file with it.
+    assert read_photo(photo.path, None).content_hash == photo.content_hash
+
+
+@pytest.mark.skipif(not HEIF_AVAILABLE, reason="pillow-heif (optional) not installed")
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_heif_and_avif_read_as_a_viewer_shows_them(tmp_path, fmt):
+    path = tmp_path / f"q.{fmt.lower()}"
+    arr = np.asarray(Image.open(_quadrants(tmp_path)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    try:
+        Image.fromarray(arr).save(path, format=fmt, exif=exif, quality=95)
+    except (KeyError, OSError, ValueError) as exc:  # a build without this encoder
+        pytest.skip(f"cannot encode {fmt} here: {exc}")
+    info = read_photo(path, 48, squash=True)
+    with Image.open(path) as im:
+        im.load()
+        shown = to_rgb(ImageOps.exif_transpose(im))
+    assert (info.width, info.height) == shown.size
+    want = np.asarray(shown.resize((48, 48), Image.Resampling.BICUBIC))
+    assert mad(info.pixels, want) < 6.0
+
+
+def _quadrants(tmp_path: Path) -> Path:
+    path = tmp_path / "quadrants.png"
+    arr = np.zeros((96, 128, 3), np.uint8)
+    arr[:48, :64] = (255, 0, 0)
+    arr[:48, 64:] = (0, 255, 0)
+    arr[48:, :64] = (0, 0, 255)
+    arr[48:, 64:] = (255, 255, 255)
+    Image.fromarray(arr).save(path)
+    return path
 
 
 @pytest.mark.timeout(120)
