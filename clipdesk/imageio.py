@@ -115,6 +115,10 @@ def read_photo(path: str | Path, target: int | None = None, squash: bool = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about damaged metadata it has already worked around
+            # ("Corrupt EXIF data"): nothing to act on, and thousands of them
+            # would bury the progress display.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             return _decode(data, st, digest, target, squash)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"refused: image too large ({exc})") from None

@@ -26,6 +26,7 @@ from PIL import Image, ImageOps, JpegImagePlugin
 from PIL.TiffImagePlugin import IFDRational
 from sqlalchemy import select
 
+from clipdesk import imageio
 from clipdesk.config import CoreConfig
 from clipdesk.imageio import HEIF_AVAILABLE, ImageReadError, read_many, read_photo, to_rgb
 from clipdesk.indexer import index
@@ -264,6 +265,32 @@ def test_read_many_reports_and_never_raises(tmp_path, coco_images):
     assert out[3][2] == "empty file (0 bytes)"
 
 
+def test_read_many_turns_any_failure_into_a_reason(tmp_path, coco_images, monkeypatch):
+    good = tmp_path / "good.jpg"
+    shutil.copy(coco_images[0], good)
+    locked, odd = str(tmp_path / "locked.jpg"), str(tmp_path / "odd.jpg")
+    shutil.copy(coco_images[1], locked)
+    shutil.copy(coco_images[2], odd)
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_open(path, flags, *args, **kwargs)
+
+    real_decode = imageio._decode
+
+    def fake_decode(data, *args):
+        if data == Path(odd).read_bytes():
+            raise RuntimeError("decoder bug")
+        return real_decode(data, *args)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(imageio, "_decode", fake_decode)
+    out = {p: err for p, _, err in read_many([locked, odd, str(good)], 16)}
+    assert out == {locked: "cannot read: Permission denied", odd: "unexpected RuntimeError: decoder bug", str(good): None}
+
+
 # -- read_photo: EXIF -----------------------------------------------------------
 
 
@@ -314,6 +341,32 @@ def test_exif_fallbacks_and_nonsense(tmp_path):
     assert info.taken_at == datetime(2019, 2, 3, 4, 5, 6)
     assert (info.gps_lat, info.gps_lon) == (None, None)
     assert (info.camera_make, info.camera_model) == (None, None)
+
+
+_CORRUPT_EXIF = {
+    "truncated-ifd": b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x0f",
+    "offset-past-end": b"Exif\x00\x00II\x2a\x00\xff\xff\xff\x7f",
+    "bad-byte-order": b"Exif\x00\x00XX\x2a\x00\x08\x00\x00\x00",
+    "huge-entry-count": b"Exif\x00\x00II\x2a\x00\x08\x00\x00\x00\xff\xff" + b"\x00" * 40,
+    "sub-ifd-pointer-past-end": b"Exif\x00\x00II\x2a\x00\x08\x00\x00\x00\x01\x00"
+    + struct.pack("<HHII", 0x8769, 4, 1, 0x7FFFFFFF)
+    + b"\x00" * 4,
+    "orientation-as-text": b"Exif\x00\x00II\x2a\x00\x08\x00\x00\x00\x01\x00"
+    + struct.pack("<HHII", 0x0112, 2, 4, 0x00363636)
+    + b"\x00" * 4,
+}
+
+
+@pytest.mark.parametrize("blob", list(_CORRUPT_EXIF.values()), ids=list(_CORRUPT_EXIF))
+def test_corrupt_exif_loses_metadata_not_the_photo(tmp_path, blob):
+    path = tmp_path / "c.jpg"
+    Image.new("RGB", (64, 48), "red").save(path, exif=blob)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = read_photo(path, 16)
+    assert [str(w.message) for w in caught] == []  # Pillow's "Corrupt EXIF" noise stays inside
+    assert (info.width, info.height, info.taken_at, info.gps_lat) == (64, 48, None, None)
+    assert np.abs(info.pixels.reshape(-1, 3).mean(0) - [255, 0, 0]).max() < 3
 
 
 def test_no_exif_at_all(tmp_path):
