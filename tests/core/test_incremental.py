@@ -147,6 +147,32 @@ def test_changed_content_is_reembedded_in_place(library, tiny_engine, root, coco
     assert len(embeddings(library)) == 5
 
 
+def test_file_rewritten_between_walk_and_read_is_stored_consistently(library, tiny_engine, root, coco_images, monkeypatch):
+    """Size, mtime and hash all come from the one read, so the next scan
+    agrees with the stored row instead of re-embedding or missing a change."""
+    from clipdesk import indexer
+
+    target = next(root.glob("*.jpg"))
+    real_walk = indexer.walk
+
+    def walk_then_rewrite(*args, **kwargs):
+        for item in real_walk(*args, **kwargs):
+            yield item
+            if item.path == str(target):
+                shutil.copy(coco_images[12], target)  # listed with the old size, read with the new
+                os.utime(target, ns=(item.mtime_ns + 10**9, item.mtime_ns + 10**9))
+
+    monkeypatch.setattr(indexer, "walk", walk_then_rewrite)
+    index(library, [root], tiny_engine, INLINE)
+    monkeypatch.undo()
+    photo = rows(library)[str(target)]
+    st = target.stat()
+    assert (photo.size, photo.mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert photo.content_hash == read_many([str(target)], None)[0][1].content_hash
+    again = index(library, [root], tiny_engine, INLINE)
+    assert (again.unchanged, again.embedded, again.changed) == (5, 0, 0)
+
+
 def test_move_within_root_keeps_identity_labels_and_embedding(library, tiny_engine, root):
     index(library, [root], tiny_engine, INLINE)
     src = next(root.glob("*.jpg"))
