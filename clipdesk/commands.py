@@ -285,14 +285,18 @@ def cmd_errors(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS
+    from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS, resolve, weights_present
 
     rows = []
-    for spec in PRESETS.values():
+    for name in PRESETS:
+        spec = resolve(name)  # a preset's checkpoint file, under the models folder
         rows.append({"name": spec.name, "arch": spec.arch, "pretrained": spec.pretrained,
                      "checkpoint": spec.checkpoint, "default": spec.name == DEFAULT_PRESET,
-                     "test_only": spec.random_init, "description": spec.description})
-    human = [f"{'*' if r['default'] else ' '} {r['name']:14s} {r['description']}" for r in rows]
-    human.append(f"Model files are cached in {models_dir()} (CLIPDESK_MODELS overrides).")
-    _emit(args, {"models": rows}, human)
+                     "test_only": spec.random_init, "weights_present": weights_present(spec),
+                     "description": spec.description})
+    human = [f"{'*' if r['default'] else ' '} {r['name']:14s} {'ready     ' if r['weights_present'] else 'not local '}"
+             f"{r['description']}" for r in rows]
+    human.append(f"Model files are cached in {models_dir()} (CLIPDESK_MODELS overrides); "
+                 "a model that is not local downloads on first use.")
+    _emit(args, {"models": rows, "models_dir": str(models_dir())}, human)
     return 0
