@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -29,7 +30,29 @@ def _engine(args, lib: Library, batch_size: int = 32):
     from clipdesk.engine.registry import resolve
 
     spec = resolve(args.model or lib.get_meta(MODEL_META))
+    _check_device(args.device)
     return ClipEngine(spec, device=args.device, batch_size=batch_size)
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _check_device(device: str) -> None:
+    """A bad ``--device`` is a usage error, not a missing model (the engine cannot tell them apart)."""
+    if not _DEVICE.match(device):
+        raise QueryError(f"Unknown device '{device}': use auto, cpu, cuda, cuda:N or mps.")
+    if device in ("auto", "cpu"):
+        return  # nothing to check; and 'similar ID' never needs torch
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            found = f"{count} CUDA device(s) found" if count else "no CUDA device is available"
+            raise QueryError(f"Cannot use --device {device}: {found}. Use --device auto or cpu.")
+    elif not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise QueryError("Cannot use --device mps: Metal (MPS) is not available here. Use --device auto or cpu.")
 
 
 def _model_name(spec) -> str:

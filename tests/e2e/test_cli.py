@@ -308,6 +308,12 @@ def test_bad_queries(world):
     assert_one_line_failure(nothing)
 
 
+def test_bad_device(world):
+    proc = run_cli(world["library"], "--device", "tpu", "search", "dog", env=world["env"])
+    assert proc.returncode == 2
+    assert "tpu" in assert_one_line_failure(proc)
+
+
 def test_index_nonexistent_path(tmp_path):
     env = cli_env(tmp_path / "models")
     proc = run_cli(tmp_path / "lib", "index", tmp_path / "no-such-folder", env=env)
