@@ -228,7 +228,12 @@ def _query_text(words: list[str], negatives: list[str]) -> str:
     """Query words plus ``--not`` terms (``search beach -people`` arrives as both)."""
     import shlex
 
-    return " ".join([*words, *("-" + shlex.quote(n.lstrip("-")) for n in negatives if n.strip("- "))]).strip()
+    def negative(term: str) -> str:
+        term = term.lstrip("-")
+        # '-"red car"' keeps the user's own quotes; -red car (the shell ate them) gets quoted here.
+        return "-" + (term if term[:1] in "\"'" else shlex.quote(term))
+
+    return " ".join([*words, *(negative(n) for n in negatives if n.strip("- "))]).strip()
 
 
 def cmd_search(args) -> int:
