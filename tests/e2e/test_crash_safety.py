@@ -53,13 +53,15 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, shared_data):
         before = max(embedding_count(library), 0)
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
+        # Kill once this run has committed a random number of photos, plus a random fraction
+        # of a batch: measured in work, not seconds, so the kills land mid-run on any machine.
+        target = before + rng.randint(1, 150)
         try:
             deadline = time.monotonic() + 120
-            # Wait until this run has committed something, then let it run a random while longer.
-            while embedding_count(library) <= before and proc.poll() is None:
-                assert time.monotonic() < deadline, "the indexer wrote nothing in 120 s"
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.6))
+            while embedding_count(library) < target and proc.poll() is None:
+                assert time.monotonic() < deadline, "the indexer wrote too little in 120 s"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.05))
             if proc.poll() is None:
                 killed_mid_run += 1
         finally:
@@ -72,7 +74,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, shared_data):
     assert 0 < embedding_count(library) < len(files)
 
     # The next run completes what the killed ones left.
-    report = ok_json(run_cli(library, "index", tree, "--batch-size", "4", "--json", env=env, timeout=240))
+    report = ok_json(run_cli(library, "index", tree, "--json", env=env, timeout=240))
     assert report["found"] == len(files) and report["errors"] == 0 and not report["cancelled"]
 
     assert query_db(library, "PRAGMA integrity_check") == [("ok",)]
