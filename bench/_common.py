@@ -141,3 +141,60 @@ def pct(values: list[float], q: float) -> float:
     import numpy as np
 
     return float(np.percentile(np.asarray(values), q))
+
+
+# -- telling our own CPU use from other processes' ------------------------------
+
+
+def _busy_jiffies() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / hz, sum(fields[:8]) / hz
+
+
+def _own_cpu() -> float:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # reaped children: the decode workers
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class CpuMeter:
+    """Measures, over a ``with`` block, how many cores other processes kept busy.
+
+    Our own process and its reaped children are subtracted from the machine's
+    busy time. ``other`` is in cores (0.0 = a quiet machine, 1.0 = one core
+    taken by someone else for the whole block).
+    """
+
+    def __enter__(self) -> "CpuMeter":
+        self._busy0, _ = _busy_jiffies()
+        self._own0 = _own_cpu()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy1, _ = _busy_jiffies()
+        wall = max(time.perf_counter() - self._t0, 1e-9)
+        self.own = (_own_cpu() - self._own0) / wall
+        self.other = max(0.0, (busy1 - self._busy0) / wall - self.own)
+
+
+def wait_quiet(threshold: float = 0.25, max_wait: float = 60.0, quiet: bool = False) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use < ``threshold`` cores over 1 s.
+
+    Returns the last measured foreign load. Benchmarks call this before each
+    timed block so that a test run of another process does not land in it.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        with CpuMeter() as m:
+            time.sleep(1.0)
+        if m.other < threshold or time.monotonic() > deadline:
+            if not quiet and m.other >= threshold:
+                print(f"  (machine still busy: {m.other:.2f} cores used by other processes; measuring anyway)")
+            return m.other
+        time.sleep(2.0)
