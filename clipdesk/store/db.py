@@ -60,6 +60,10 @@ class Library:
     def _migrate(self) -> None:
         try:
             with self.engine.begin() as conn:
+                # pysqlite runs DDL outside any transaction; without this a kill
+                # mid-migration leaves tables but no version row, and two
+                # processes could create the same new library at once.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
                 current = MigrationContext.configure(conn).get_current_revision()
                 head = ScriptDirectory.from_config(_alembic_config(conn)).get_current_head()
                 if current != head:

@@ -119,9 +119,6 @@ Library(sys.argv[1])
 """
 
 
-@pytest.mark.xfail(strict=True, reason="store/db.py: pysqlite runs the migration's DDL outside a transaction, "
-                   "so a kill during the first run's migration leaves tables without a version and the "
-                   "library never opens again; fix: BEGIN IMMEDIATE at the start of Library._migrate")
 def test_killed_during_first_migration(tmp_path):
     """The first ``index`` creates the schema; dying half-way must not break the library for good."""
     library = tmp_path / "lib"
