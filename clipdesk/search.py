@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select
@@ -131,7 +132,7 @@ class Searcher:
         ids, scores = self.index.search(query, k, allow)
         relevant = self._relevance(query, positive_text, ids, scores, terms, min_score)
         paths = self._paths(ids)
-        hits = [Hit(int(i), paths[int(i)], float(s), bool(r)) for i, s, r in zip(ids, scores, relevant)]
+        hits = [Hit(int(i), paths[int(i)], float(s), bool(r)) for i, s, r in zip(ids, scores, relevant, strict=True)]
         if not show_all:
             hits = [h for h in hits if h.relevant]
         considered = len(vectors) if allow is None else int(allow.sum())
@@ -151,10 +152,10 @@ class Searcher:
         files = [t for t in terms if t.kind == "file"]
         vecs: dict[int, np.ndarray] = {}
         if texts:
-            for t, v in zip(texts, self.engine.encode_text([str(t.value) for t in texts])):
+            for t, v in zip(texts, self.engine.encode_text([str(t.value) for t in texts]), strict=True):
                 vecs[id(t)] = v
         if files:
-            for t, v in zip(files, self.engine.encode_files([str(t.value) for t in files])):
+            for t, v in zip(files, self.engine.encode_files([str(t.value) for t in files]), strict=True):
                 vecs[id(t)] = v
         for t in terms:
             if t.kind == "photo":

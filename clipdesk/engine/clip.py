@@ -7,16 +7,16 @@ import os
 import pickle
 import socket
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlparse
 
 import numpy as np
 
-from clipdesk.errors import ModelNotAvailable
 from clipdesk.engine.registry import ModelSpec, register_tiny
+from clipdesk.errors import ModelNotAvailable
 from clipdesk.paths import models_dir
 
 log = logging.getLogger(__name__)

@@ -114,14 +114,14 @@ def test_pickle_checkpoints_never_execute_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": _Payload(str(marker))}, path)
     with pytest.raises(ModelNotAvailable):
-        ClipEngine(resolve(f"{TINY_ARCH}:{path}"), device="cpu").model
+        ClipEngine(resolve(f"{TINY_ARCH}:{path}"), device="cpu").model  # noqa: B018 - loading is the point
     assert not marker.exists()  # weights_only=True refused the pickle
 
 
 def test_missing_weights_give_one_clear_message(monkeypatch):
     monkeypatch.setattr(clip_mod, "_REACHABLE", False)
     with pytest.raises(ModelNotAvailable) as exc:
-        ClipEngine(resolve("vit-b-32"), device="cpu").model
+        ClipEngine(resolve("vit-b-32"), device="cpu").model  # noqa: B018 - loading is the point
     msg = str(exc.value)
     assert "vit-b-32" in msg and "ViT-B-32" in msg
     assert str(clip_mod.models_dir()) in msg  # where it looked
@@ -131,7 +131,7 @@ def test_missing_weights_give_one_clear_message(monkeypatch):
 
 def test_missing_preset_checkpoint_names_the_file():
     with pytest.raises(ModelNotAvailable) as exc:
-        ClipEngine(resolve("mcip-so400m"), device="cpu").model
+        ClipEngine(resolve("mcip-so400m"), device="cpu").model  # noqa: B018 - loading is the point
     msg = str(exc.value)
     assert "MCIP-ViT-SO400M-14-SigLIP-384.pt" in msg and "file not found" in msg
 

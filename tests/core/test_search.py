@@ -6,7 +6,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from _vecdb import FakeEncoder, add_photos, unit
+from _vecdb import FakeEncoder, add_photos
 
 from clipdesk.errors import QueryError
 from clipdesk.search import NULL_PROMPTS, Filters, Searcher, Term, parse_text_query
@@ -44,7 +44,7 @@ def photos(library):
         {"path": "/p/gone/beach_lost.jpg", "vector": axis(BEACH), "missing": True},
     ]
     ids = add_photos(library, KEY, items)
-    return dict(zip([i["path"].rsplit("/", 1)[1] for i in items], ids))
+    return dict(zip([i["path"].rsplit("/", 1)[1] for i in items], ids, strict=True))
 
 
 def searcher(library, **texts) -> Searcher:
