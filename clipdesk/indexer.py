@@ -197,7 +197,7 @@ def _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, rep
                 to_embed.append((photo, info))
         if to_embed:
             vectors = engine.encode_pixels(np.stack([info.pixels for _, info in to_embed]))
-            for (photo, info), vec in zip(to_embed, vectors):
+            for (photo, info), vec in zip(to_embed, vectors, strict=True):
                 s.merge(Embedding(photo_id=photo.id, model_key=engine.key, dim=len(vec),
                                   vector=vec.astype("<f2").tobytes(), content_hash=info.content_hash,
                                   created_at=utcnow()))
