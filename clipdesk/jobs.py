@@ -8,17 +8,40 @@ from dataclasses import dataclass
 
 
 class CancelToken:
-    """Set from any thread (a signal handler, a GUI button); polled by workers."""
+    """Cancel and pause, set from any thread (a signal handler, a GUI button).
+
+    Workers call ``checkpoint()`` between units of work: it blocks while the
+    job is paused and says whether to stop.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
 
     def cancel(self) -> None:
         self._event.set()
+        self._running.set()  # a paused job must wake up to stop
 
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
+
+    def pause(self) -> None:
+        if not self.cancelled:
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def checkpoint(self) -> bool:
+        """Wait while paused; return True when the job should stop."""
+        self._running.wait()
+        return self.cancelled
 
 
 @dataclass(frozen=True)

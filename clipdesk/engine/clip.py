@@ -51,6 +51,9 @@ class ClipEngine:
         self.requested_device = device
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        # One batch at a time: indexing and searches from other threads take
+        # turns per batch, so a search never waits for a whole indexing run.
+        self._infer_lock = threading.Lock()
         self._model = None
         self._tokenizer = None
         self.device: str | None = None
@@ -135,7 +138,7 @@ class ClipEngine:
 
         model = self.model
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._infer_lock:
             for start in range(0, len(pixels), self.batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
                 x = chunk.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -148,7 +151,7 @@ class ClipEngine:
 
         model = self.model
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._infer_lock:
             for start in range(0, len(texts), self.batch_size):
                 tokens = self._tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
                 out.append(self._normalise(model.encode_text(tokens)))

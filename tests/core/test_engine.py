@@ -165,3 +165,25 @@ def test_weights_present_checks_the_cache_and_files(tmp_path):
     assert not weights_present(resolve(f"ViT-B-32:{ckpt}"))
     ckpt.write_bytes(b"x")
     assert weights_present(resolve(f"ViT-B-32:{ckpt}"))
+
+
+def test_engine_is_usable_from_several_threads(tiny_engine):
+    import threading
+
+    expected = tiny_engine.encode_text(["a dog"])
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(tiny_engine.encode_text(["a dog"]))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == [] and len(results) == 4
+    for r in results:
+        np.testing.assert_allclose(r, expected, atol=1e-6)
