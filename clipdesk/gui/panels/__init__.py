@@ -1,0 +1,1 @@
+"""Self-contained panels the main window arranges (search bar, photo details)."""

@@ -1,0 +1,23 @@
+"""GUI test setup: offscreen Qt and a throwaway QSettings file per test."""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before any QApplication exists (pytest-qt creates it lazily).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(tmp_path):
+    """Point QSettings at an INI file under ``tmp_path`` (napari's ``_fresh_settings``).
+
+    The INI backend is also the one that hands values back as strings, so
+    the typed settings layer is exercised the hard way.
+    """
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    yield tmp_path / "qsettings"
