@@ -1,0 +1,155 @@
+"""User preferences in QSettings behind a small typed key registry.
+
+The idea comes from MusicBrainz Picard's ``Option``: every key is declared
+once with its type and default, so a typo is an error instead of a silently
+new key, and values come back with the right type whatever the backend
+stored. INI backends (Linux, and the test fixture) hand ints, bools and
+one-element lists back as strings; the coercion here undoes that.
+
+Core never reads QSettings: it gets a ``CoreConfig`` from ``core_config()``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
+
+from clipdesk.config import CoreConfig
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared key: its type, its default and, for ints, a clamp range."""
+
+    key: str
+    type: type
+    default: Any
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def coerce(self, raw: Any) -> Any:
+        """Turn whatever QSettings returned into ``type``; the default if unreadable."""
+        if raw is None:
+            return self._fresh_default()
+        try:
+            if self.type is QByteArray:
+                return raw if isinstance(raw, QByteArray) else QByteArray(bytes(raw))
+            if self.type is bool:
+                return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("true", "1", "yes", "on")
+            if self.type is int:
+                return self._clamp(int(str(raw).strip()) if not isinstance(raw, int) else raw)
+            if self.type is list:
+                # INI: an empty list reads back as None or "", one item as a bare string.
+                if isinstance(raw, str):
+                    return [raw] if raw else []
+                return [str(item) for item in raw]
+            return self.type(raw)
+        except (TypeError, ValueError):
+            return self._fresh_default()
+
+    def _clamp(self, value: int) -> int:
+        if self.minimum is not None:
+            value = max(self.minimum, value)
+        if self.maximum is not None:
+            value = min(self.maximum, value)
+        return value
+
+    def _fresh_default(self) -> Any:
+        # Mutable defaults are copied so a caller appending to the list cannot change the registry.
+        if self.type is list:
+            return list(self.default)
+        if self.type is QByteArray:
+            return QByteArray(self.default)
+        return self.default
+
+
+REGISTRY: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting("window/geometry", QByteArray, QByteArray()),
+        Setting("window/state", QByteArray, QByteArray()),
+        Setting("window/splitter", QByteArray, QByteArray()),
+        Setting("grid/thumb_size", int, 160, minimum=64, maximum=512),
+        Setting("library/last", str, ""),
+        Setting("model/spec", str, ""),  # "": the library's current model, else the default preset
+        Setting("model/device", str, "auto"),
+        Setting("search/saved", list, []),
+        Setting("search/k", int, 200, minimum=1, maximum=10_000),
+    )
+}
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class Settings:
+    """Typed access to the registered keys.
+
+    Args:
+        qsettings: the store to use; by default the app's user-scope settings
+            in ``QSettings.defaultFormat()`` (so tests can redirect them).
+    """
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        if qsettings is None:
+            org = QCoreApplication.organizationName() or "clipdesk"
+            app = QCoreApplication.applicationName() or "clipdesk"
+            qsettings = QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, org, app)
+        self.qsettings = qsettings
+
+    def get(self, key: str) -> Any:
+        """The value of ``key``, typed and clamped; raises KeyError for an undeclared key."""
+        setting = REGISTRY[key]
+        return setting.coerce(self.qsettings.value(setting.key))
+
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` (coerced and clamped first, so what is stored is what ``get`` returns)."""
+        setting = REGISTRY[key]
+        value = setting.coerce(value)
+        if setting.type is list and not value:
+            # An empty list does not survive every backend; absence means "empty" anyway.
+            self.qsettings.remove(setting.key)
+        else:
+            self.qsettings.setValue(setting.key, value)
+
+    def reset(self, key: str) -> None:
+        """Forget ``key`` so it reads as its default again."""
+        self.qsettings.remove(REGISTRY[key].key)
+
+    def sync(self) -> None:
+        self.qsettings.sync()
+
+    # -- conveniences the main window uses -------------------------------------
+
+    @property
+    def thumb_size(self) -> int:
+        return self.get("grid/thumb_size")
+
+    @thumb_size.setter
+    def thumb_size(self, value: int) -> None:
+        self.set("grid/thumb_size", value)
+
+    @property
+    def saved_searches(self) -> list[str]:
+        return self.get("search/saved")
+
+    def add_saved_search(self, text: str) -> None:
+        """Remember a query once, most recent first."""
+        text = text.strip()
+        if not text:
+            return
+        saved = [s for s in self.saved_searches if s != text]
+        self.set("search/saved", [text, *saved])
+
+    def remove_saved_search(self, text: str) -> None:
+        self.set("search/saved", [s for s in self.saved_searches if s != text])
+
+    def core_config(self) -> CoreConfig:
+        """The core's settings: model spec ("" → None) and device (unknown → "auto")."""
+        device = self.get("model/device").strip().lower()
+        return CoreConfig(
+            model=self.get("model/spec").strip() or None,
+            device=device if _DEVICE.match(device) else "auto",
+        )
