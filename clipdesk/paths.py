@@ -37,3 +37,11 @@ def models_dir() -> Path:
     if home:
         return Path(home).expanduser().resolve() / "models"
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "models"
+
+
+def thumbnail_cache_dir() -> Path:
+    """Directory of the on-disk thumbnail cache (safe to delete at any time)."""
+    home = os.environ.get("CLIPDESK_HOME")
+    if home:
+        return Path(home).expanduser().resolve() / "cache" / "thumbnails"
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "thumbnails"
