@@ -1,0 +1,214 @@
+"""The detail panel: a large preview and everything the library knows about one photo.
+
+The caller reads ``PhotoDetails`` (one small query) and hands it over; the
+preview is decoded on a thread pool, because a 24-megapixel JPEG takes far
+longer than a frame to decode. Each ``show_photo`` starts a new generation,
+and a preview that arrives for an older one is dropped, so clicking quickly
+through the grid never shows the wrong picture.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from PIL import Image, ImageOps
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QFormLayout, QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
+
+from clipdesk.imageio import to_rgb  # also sets Pillow's size limit and registers HEIF
+from clipdesk.store.queries import PhotoDetails
+
+EMPTY_TEXT = "Select a photo to see its details"
+MISSING_TEXT = "This photo is missing from disk: it was moved, renamed or deleted since the last scan."
+_DRAFTABLE = ("JPEG", "MPO")
+
+
+def human_size(n: int) -> str:
+    """Bytes as people read them: "0 bytes", "1.5 KB", "2.4 MB" (powers of 1000, like file managers)."""
+    if n < 1000:
+        return f"{n} byte" if n == 1 else f"{n} bytes"
+    for unit in ("KB", "MB", "GB", "TB"):
+        n /= 1000
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def load_preview(path: str, side: int) -> QImage:
+    """Decode ``path`` upright and scaled to fit ``side`` x ``side`` (never enlarged).
+
+    Runs on a worker thread: only Pillow and QImage, no widgets. The file is
+    opened read-only, and JPEGs decode at reduced size straight from the DCT.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # damaged metadata Pillow already worked around
+        with open(path, "rb") as fh, Image.open(fh) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            if im.format in _DRAFTABLE:
+                im.draft("RGB", (side, side))
+            upright = to_rgb(ImageOps.exif_transpose(im))
+    upright.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    w, h = upright.size
+    # copy(): the QImage must own its pixels once the bytes object is gone.
+    return QImage(upright.tobytes("raw", "RGB"), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class _PreviewSignals(QObject):
+    done = Signal(int, int, QImage)  # generation, photo id, image
+    failed = Signal(int, int, str)  # generation, photo id, reason
+
+
+class PreviewJob(QRunnable):
+    """Decode one preview off the GUI thread; results come back as queued signals."""
+
+    def __init__(self, generation: int, photo_id: int, path: str, side: int) -> None:
+        super().__init__()
+        self.signals = _PreviewSignals()
+        self.generation, self.photo_id, self.path, self.side = generation, photo_id, path, side
+
+    def run(self) -> None:
+        try:
+            image = load_preview(self.path, self.side)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a notice, not a crash
+            self.signals.failed.emit(self.generation, self.photo_id, str(exc) or type(exc).__name__)
+            return
+        self.signals.done.emit(self.generation, self.photo_id, image)
+
+
+class DetailPanel(QWidget):
+    """Preview and metadata of the selected photo.
+
+    Args:
+        pool: where previews decode; by default a private one-thread pool,
+            so a burst of clicks queues at most one stale decode.
+
+    Signals:
+        preview_loaded(int): the preview of this photo id is on screen.
+        preview_failed(int): it could not be decoded (the reason is shown).
+    """
+
+    preview_loaded = Signal(int)
+    preview_failed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None, pool: QThreadPool | None = None) -> None:
+        super().__init__(parent)
+        self._own_pool = pool is None
+        if pool is None:
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(1)
+        self.pool = pool
+        self.details: PhotoDetails | None = None
+        self._generation = 0
+        self._image: QImage | None = None
+
+        self.empty_label = QLabel(EMPTY_TEXT, alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.preview_label = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, minimumHeight=160, wordWrap=True)
+        self.missing_label = QLabel(MISSING_TEXT, wordWrap=True, styleSheet="color: #b00020; font-weight: bold;")
+        self.form = QFormLayout()
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        fields = [("name", "Name"), ("path", "Path"), ("dimensions", "Dimensions"), ("format", "Format"),
+                  ("size", "Size"), ("date", "Taken"), ("camera", "Camera"), ("gps", "GPS"),
+                  ("labels", "Labels"), ("caption", "Caption"), ("score", "Similarity")]
+        for name, title in fields:
+            label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+            setattr(self, f"{name}_label", label)
+            self.form.addRow(f"{title}:", label)
+
+        details = QWidget()
+        box = QVBoxLayout(details)
+        box.addWidget(self.preview_label)
+        box.addWidget(self.missing_label)
+        box.addLayout(self.form)
+        box.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QScrollArea.Shape.NoFrame)
+        scroll.setWidget(details)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty_label)
+        self.stack.addWidget(scroll)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+        self.show_photo(None)
+
+    def show_photo(self, details: PhotoDetails | None, score: float | None = None) -> None:
+        """Show ``details`` (None: the empty state) and start loading its preview."""
+        self._generation += 1  # anything still decoding is now stale
+        if self._own_pool:
+            self.pool.clear()  # what has not started yet need not start (a shared pool holds others' jobs)
+        self.details = details
+        self._image = None
+        self.preview_label.clear()
+        if details is None:
+            self.stack.setCurrentIndex(0)
+            return
+        self.stack.setCurrentIndex(1)
+        frames = f" ({details.frames} frames)" if details.frames > 1 else ""
+        gps = None
+        if details.gps_lat is not None and details.gps_lon is not None:
+            gps = f"{details.gps_lat:.5f}, {details.gps_lon:.5f}"
+        labels = ", ".join(name if s is None else f"{name} ({s:.2f})" for name, s, _status in details.labels)
+        self._set("name", details.path.replace("\\", "/").rsplit("/", 1)[-1])
+        self._set("path", details.path)
+        self._set("dimensions", f"{details.width} × {details.height}")
+        self._set("format", f"{details.format}{frames}")
+        self._set("size", human_size(details.size))
+        self._set("date", details.taken_at.strftime("%Y-%m-%d %H:%M:%S") if details.taken_at else None)
+        self._set("camera", details.camera)
+        self._set("gps", gps)
+        self._set("labels", labels or None)
+        self._set("caption", details.caption)
+        self._set("score", None if score is None else f"{score:.3f}")
+        self.missing_label.setVisible(details.missing)
+        if details.missing:
+            self.preview_label.setText("No preview: the file is not on disk.")
+            return
+        self.preview_label.setText("Loading preview…")
+        job = PreviewJob(self._generation, details.id, details.path, self._preview_side())
+        job.signals.done.connect(self._on_preview)
+        job.signals.failed.connect(self._on_preview_failed)
+        self.pool.start(job)
+
+    def _set(self, name: str, text: str | None) -> None:
+        """Fill one row; a row with nothing to say is hidden rather than showing "None"."""
+        label: QLabel = getattr(self, f"{name}_label")
+        label.setText(text or "")
+        self.form.setRowVisible(label, bool(text))
+
+    def _preview_side(self) -> int:
+        # Device pixels, so the preview is sharp on HiDPI screens; capped to bound memory.
+        width = max(self.width() - 32, 200)
+        return min(int(width * self.devicePixelRatioF()), 2048)
+
+    @Slot(int, int, QImage)
+    def _on_preview(self, generation: int, photo_id: int, image: QImage) -> None:
+        if generation != self._generation:
+            return  # a photo no longer shown
+        self._image = image
+        self._fit_preview()
+        self.preview_loaded.emit(photo_id)
+
+    @Slot(int, int, str)
+    def _on_preview_failed(self, generation: int, photo_id: int, reason: str) -> None:
+        if generation != self._generation:
+            return
+        self.preview_label.setText(f"Preview unavailable: {reason}")
+        self.preview_failed.emit(photo_id)
+
+    def _fit_preview(self) -> None:
+        if self._image is None:
+            return
+        pixmap = QPixmap.fromImage(self._image)
+        pixmap.setDevicePixelRatio(self.devicePixelRatioF())
+        side = max(self.width() - 32, 64)
+        if pixmap.deviceIndependentSize().width() > side or pixmap.deviceIndependentSize().height() > side:
+            ratio = self.devicePixelRatioF()
+            pixmap = pixmap.scaled(int(side * ratio), int(side * ratio), Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)
+            pixmap.setDevicePixelRatio(ratio)
+        self.preview_label.setPixmap(pixmap)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_preview()  # shrink with the panel; the next photo loads at the new size
