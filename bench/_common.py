@@ -13,7 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random-init models only: never wait for the network
@@ -65,7 +65,7 @@ def machine_line(torch: bool = False) -> str:
         parts += [f"torch {_torch.__version__} ({_torch.get_num_threads()} threads)", f"open_clip {open_clip.__version__}"]
     load = os.getloadavg()
     parts.append(f"load avg {load[0]:.2f}/{load[1]:.2f}")
-    parts.append(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    parts.append(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     return "machine: " + "; ".join(parts)
 
 
@@ -170,7 +170,7 @@ class CpuMeter:
     taken by someone else for the whole block).
     """
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self._busy0, _ = _busy_jiffies()
         self._own0 = _own_cpu()
         self._t0 = time.perf_counter()

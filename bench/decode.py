@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401 - sets up sys.path
-from _common import coco_images, make_12mp_set, machine_line, mean_mb
+from _common import coco_images, machine_line, make_12mp_set, mean_mb
 from PIL import Image, ImageOps
 
 from clipdesk.imageio import read_photo, to_rgb
@@ -75,13 +75,13 @@ def run_set(label: str, paths: list[Path], rounds: int) -> dict[str, float]:
     with Image.open(io.BytesIO(blobs[0])) as im:
         size = im.size
     names = list(MODES)
-    for path, data in zip(paths[:2], blobs[:2]):  # warm-up: imports, page cache, allocator
+    for path, data in zip(paths[:2], blobs[:2], strict=True):  # warm-up: imports, page cache, allocator
         for name in names:
             MODES[name](path, data)
     per_round: list[dict[str, float]] = []
     for r in range(rounds):
         totals = dict.fromkeys(names, 0.0)
-        for i, (path, data) in enumerate(zip(paths, blobs)):
+        for i, (path, data) in enumerate(zip(paths, blobs, strict=True)):
             k = (i + r) % len(names)
             for name in names[k:] + names[:k]:  # rotate the order: no mode always runs first
                 t0 = time.perf_counter()

@@ -71,7 +71,7 @@ class Breakdown:
         self.first = None  # seconds from the start until the first batch went to the model
         self.t0 = 0.0
 
-    def __enter__(self) -> "Breakdown":
+    def __enter__(self) -> Breakdown:
         self._decode, self._encode = decode_pool.decode, self.engine.encode_pixels
         decode_pool.decode = self._timed_decode
         self.engine.encode_pixels = self._timed_encode

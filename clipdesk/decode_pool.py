@@ -21,24 +21,34 @@ CRASHED = "the image decoder crashed on this file"
 
 
 def decode(
-    paths: Iterable[str], target: int | None, squash: bool, workers: int, reader: Reader = read_many
+    paths: Iterable[str], target: int | None, squash: bool, workers: int, reader: Reader = read_many,
+    ahead: int = 0,
 ) -> Iterator[Result]:
     """Yield one result per path, in order, decoding ahead in ``workers`` processes.
 
     ``reader`` (a module-level function, as workers import it by name) turns a
     list of paths into results without raising; a worker that dies on a file
     costs only that file, reported as an error.
+
+    ``ahead``: how many photos must already be decoding while the caller
+    works on the one just yielded. A caller that collects batches passes its
+    batch size, so the whole next batch decodes while it runs the model on
+    this one (bench/index_throughput.py: with one chunk too few in flight the
+    model waited for the last chunk of every batch).
     """
     if workers <= 0:
         for path in paths:
             yield from reader([path], target, squash)
         return
+    # Chunks in flight; one more than ``ahead`` needs, since the chunk being
+    # yielded is no longer decoding, and one as slack for uneven files.
+    depth = max(workers * 4, -(-ahead // CHUNK) + 2)
     pools = _Pools(workers, reader, target, squash)
     window: deque[tuple[list[str], Future, ProcessPoolExecutor]] = deque()
     try:
         for chunk in _chunks(paths):
             window.append(pools.submit(chunk))
-            if len(window) >= workers * 4:
+            if len(window) >= depth:
                 yield from pools.collect(*window.popleft())
         while window:
             yield from pools.collect(*window.popleft())

@@ -95,7 +95,7 @@ def index(
 
     spec = engine.input_spec()
     workers = config.workers() if len(todo) >= INLINE_BELOW else 0
-    results = decode_pool.decode((p for p, _ in todo), spec.size, spec.squash, workers)
+    results = decode_pool.decode((p for p, _ in todo), spec.size, spec.squash, workers, ahead=engine.batch_size)
     total = len(todo)
     done = 0
     batch: list[tuple[str, PhotoInfo | None, str | None]] = []
@@ -169,14 +169,25 @@ def _folder_for(path: str, folder_ids: dict[Path, int]) -> int | None:
 
 
 def _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, report) -> None:
+    """Store one batch: photo rows and their embeddings commit in one transaction.
+
+    The model runs between a read step (which photos need a vector) and the
+    write transaction, so SQLite's write lock is held for milliseconds, not
+    for the whole inference.
+    """
     good = [(path, info) for path, info, err in batch if info is not None]
     failed = [(path, err) for path, info, err in batch if info is None]
+    need = _needing_vectors(library, engine.key, good, walked)
+    vectors = _encode(engine, [(path, info) for path, info in good if path in need])
     with library.session() as s, s.begin():
-        to_embed: list[tuple[Photo, PhotoInfo]] = []
+        by_path = _photos_by_path(s, [path for path, _ in good])
+        candidates = _same_content(s, [info.content_hash for path, info in good if path not in by_path])
+        claimed: set[int] = set()
+        photos: list[tuple[Photo, PhotoInfo]] = []
         for path, info in good:
-            photo = s.scalar(select(Photo).where(Photo.path == path))
+            photo = by_path.get(path)
             if photo is None:
-                photo = _reclaim_moved(s, info.content_hash, walked)
+                photo = _reclaim_moved(candidates.get(info.content_hash, ()), walked, claimed)
                 if photo is not None:
                     photo.path = path
                     report.moved += 1
@@ -190,28 +201,104 @@ def _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, rep
             photo.missing_since = None
             for name in _PHOTO_FIELDS:
                 setattr(photo, name, getattr(info, name))
-            s.flush()
+            photos.append((photo, info))
+        s.flush()
+        have = _embeddings_of(s, engine.key, [photo.id for photo, _ in photos])
+        to_store = []
+        for photo, info in photos:
             seen.add(photo.id)
-            has = s.get(Embedding, (photo.id, engine.key))
-            if has is None or has.content_hash != info.content_hash:
-                to_embed.append((photo, info))
-        if to_embed:
-            vectors = engine.encode_pixels(np.stack([info.pixels for _, info in to_embed]))
-            for (photo, info), vec in zip(to_embed, vectors, strict=True):
-                s.merge(Embedding(photo_id=photo.id, model_key=engine.key, dim=len(vec),
-                                  vector=vec.astype("<f2").tobytes(), content_hash=info.content_hash,
-                                  created_at=utcnow()))
-                embedded.add(photo.id)
-            report.embedded += len(to_embed)
+            old = have.get(photo.id)
+            if old is None or old.content_hash != info.content_hash:
+                to_store.append((photo, info, old))
+        # The read step foresaw every one of these unless another writer
+        # changed the library in between; encode any such stragglers here.
+        vectors.update(_encode(engine, [(photo.path, info) for photo, info, _ in to_store if photo.path not in vectors]))
+        now = utcnow()
+        for photo, info, old in to_store:
+            vec = vectors[photo.path]
+            blob = vec.astype("<f2").tobytes()
+            if old is None:
+                s.add(Embedding(photo_id=photo.id, model_key=engine.key, dim=len(vec), vector=blob,
+                                content_hash=info.content_hash, created_at=now))
+            else:
+                old.dim, old.vector, old.content_hash, old.created_at = len(vec), blob, info.content_hash, now
+            embedded.add(photo.id)
+        report.embedded += len(to_store)
         if good:
             s.execute(delete(ScanError).where(ScanError.path.in_([p for p, _ in good])))
         _upsert_errors(s, failed, report)
 
 
-def _reclaim_moved(s, content_hash: str, walked: set[str]) -> Photo | None:
-    """A photo row with the same bytes whose old file is gone: it moved."""
-    for candidate in s.scalars(select(Photo).where(Photo.content_hash == content_hash).order_by(Photo.id)):
-        if candidate.path not in walked and not os.path.lexists(candidate.path):
+def _encode(engine, items: list[tuple[str, PhotoInfo]]) -> dict[str, np.ndarray]:
+    if not items:
+        return {}
+    vectors = engine.encode_pixels(np.stack([info.pixels for _, info in items]))
+    return {path: vec for (path, _), vec in zip(items, vectors, strict=True)}
+
+
+def _photos_by_path(s, paths: list[str]) -> dict[str, Photo]:
+    out: dict[str, Photo] = {}
+    for start in range(0, len(paths), 500):
+        out.update((p.path, p) for p in s.scalars(select(Photo).where(Photo.path.in_(paths[start : start + 500]))))
+    return out
+
+
+def _embeddings_of(s, model_key: str, photo_ids: list[int]) -> dict[int, Embedding]:
+    out: dict[int, Embedding] = {}
+    for start in range(0, len(photo_ids), 500):
+        ids = photo_ids[start : start + 500]
+        out.update((e.photo_id, e) for e in s.scalars(
+            select(Embedding).where(Embedding.model_key == model_key, Embedding.photo_id.in_(ids))))
+    return out
+
+
+def _needing_vectors(library: Library, model_key: str, good: list[tuple[str, PhotoInfo]], walked: set[str]) -> set[str]:
+    """Paths in ``good`` whose photo will lack a current vector: the write step's
+    decisions, made read-only (no write lock) so the model can run before it."""
+    if not good:
+        return set()
+    need: set[str] = set()
+    claimed: set[int] = set()
+    with library.session() as s:
+        by_path = _photos_by_path(s, [path for path, _ in good])
+        candidates = _same_content(s, [info.content_hash for path, info in good if path not in by_path])
+        photo_of: dict[str, int] = {}
+        for path, info in good:
+            photo = by_path.get(path)
+            if photo is None:
+                photo = _reclaim_moved(candidates.get(info.content_hash, ()), walked, claimed)
+                if photo is None:
+                    need.add(path)  # a new photo
+                    continue
+            photo_of[path] = photo.id
+        have = _embeddings_of(s, model_key, list(photo_of.values()))
+    for path, info in good:
+        pid = photo_of.get(path)
+        if pid is not None and (pid not in have or have[pid].content_hash != info.content_hash):
+            need.add(path)
+    return need
+
+
+def _same_content(s, hashes: list[str]) -> dict[str, list[Photo]]:
+    """Photo rows holding each of ``hashes``, oldest first: where moved files come from."""
+    out: dict[str, list[Photo]] = {}
+    unique = sorted(set(hashes))
+    for start in range(0, len(unique), 500):
+        rows = s.scalars(select(Photo).where(Photo.content_hash.in_(unique[start : start + 500])).order_by(Photo.id))
+        for photo in rows:
+            out.setdefault(photo.content_hash, []).append(photo)
+    return out
+
+
+def _reclaim_moved(candidates, walked: set[str], claimed: set[int]) -> Photo | None:
+    """A photo row with the same bytes whose old file is gone: it moved.
+
+    ``claimed`` holds the rows already given a new path in this batch; the
+    chosen row is added to it.
+    """
+    for candidate in candidates:
+        if candidate.id not in claimed and candidate.path not in walked and not os.path.lexists(candidate.path):
+            claimed.add(candidate.id)
             return candidate
     return None
 
