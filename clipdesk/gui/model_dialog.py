@@ -1,0 +1,268 @@
+"""Choose the CLIP model and the device it runs on.
+
+Lists the registry presets with whether their weights are on disk, takes
+any ``--model`` string the CLI takes (checked with ``registry.resolve`` as
+it is typed), builds ``ARCH:/path`` for a local checkpoint, and says what
+"auto" means on this machine. Importing torch and open_clip takes seconds,
+so that probing runs on the thread pool and fills the dialog in when done.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from clipdesk.engine.registry import CHECKPOINT_SUFFIXES, DEFAULT_PRESET, PRESETS, resolve, weights_present
+from clipdesk.errors import ModelSpecError
+from clipdesk.paths import models_dir
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DOWNLOAD_NOTE = "Weights download on first use (needs internet once) — or choose a local file."
+# Architectures worth offering for a checkpoint: the CLIP-style image/text
+# towers, not captioners (coca) or multilingual text variants.
+_CLIP_ARCH = re.compile(r"^(ViT-|RN\d|EVA|MobileCLIP|PE-Core|convnext|ViTamin)")
+_Qt = QDialogButtonBox.StandardButton
+_NAME = Qt.ItemDataRole.UserRole
+
+
+def _probe() -> dict:
+    """Facts that need torch/open_clip: weight files, architectures, what "auto" picks."""
+    import open_clip
+    import torch
+
+    from clipdesk.engine.clip import pick_device
+
+    present = {}
+    for name in PRESETS:
+        try:
+            present[name] = weights_present(resolve(name))
+        except Exception:  # noqa: BLE001 - a broken cache entry reads as "not downloaded"
+            present[name] = False
+    auto = pick_device("auto")
+    if auto == "cuda":
+        why = torch.cuda.get_device_name(0)
+    elif auto == "mps":
+        why = "Apple GPU"
+    else:
+        why = "no CUDA or MPS GPU found"
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "present": present,
+        "archs": sorted((m for m in open_clip.list_models() if _CLIP_ARCH.match(m)), key=str.lower),
+        "auto": f"auto → {auto} ({why})",
+        "available": {"cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())},
+    }
+
+
+class _ProbeSignals(QObject):
+    done = Signal(object)
+
+
+class _ProbeJob(QRunnable):
+    def __init__(self) -> None:
+        super().__init__()
+        self.signals = _ProbeSignals()
+
+    def run(self) -> None:
+        try:
+            facts = _probe()
+        except Exception as exc:  # noqa: BLE001 - the dialog still works, just without the facts
+            facts = {"present": {}, "archs": [], "auto": f"auto → unknown ({exc})", "available": {}}
+        self.signals.done.emit(facts)
+
+
+class ModelDialog(QDialog):
+    """Pick a preset, type a model spec, or choose a checkpoint file; pick a device.
+
+    Args:
+        current_spec: the model in use ("" for the default preset).
+        current_device: auto | cpu | cuda | mps.
+    """
+
+    probed = Signal()  # the weights/device facts are filled in
+
+    def __init__(self, parent: QWidget | None = None, current_spec: str = "", current_device: str = "auto") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose model")
+        self.facts: dict | None = None
+        self._error: str | None = None
+
+        self.preset_list = QListWidget()
+        for name, spec in PRESETS.items():
+            item = QListWidgetItem(self._preset_text(name, "checking…"))
+            item.setData(_NAME, name)
+            item.setToolTip(spec.description)
+            self.preset_list.addItem(item)
+        self.preset_list.currentRowChanged.connect(self._on_preset_chosen)
+        self.preset_list.itemClicked.connect(lambda _item: self._on_preset_chosen(self.preset_list.currentRow()))
+        self.description_label = QLabel(wordWrap=True)
+
+        self.custom_edit = QLineEdit(placeholderText="or any model: ARCH/TAG, hf-hub:ORG/REPO, ARCH:/path/to/file")
+        self.custom_edit.textChanged.connect(self._on_custom_changed)
+        self.error_label = QLabel(wordWrap=True, styleSheet="color: #b00020;")
+        self.error_label.hide()
+        self.arch_combo = QComboBox(editable=False, toolTip="The architecture the checkpoint was trained with")
+        self.arch_combo.addItems(sorted({s.arch for s in PRESETS.values() if not s.random_init}, key=str.lower))
+        self.arch_combo.setCurrentText(PRESETS[DEFAULT_PRESET].arch)
+        self.checkpoint_button = QPushButton("Choose checkpoint file…")
+        self.checkpoint_button.clicked.connect(self.choose_checkpoint)
+
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setCurrentText(current_device if current_device in DEVICES else "auto")
+        self.device_combo.currentTextChanged.connect(lambda _text: self._update_device_note())
+        self.device_note = QLabel("auto → checking…", wordWrap=True)
+        self.download_note = QLabel(DOWNLOAD_NOTE, wordWrap=True)
+
+        self.buttons = QDialogButtonBox(_Qt.Ok | _Qt.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.ok_button = self.buttons.button(_Qt.Ok)
+
+        checkpoint_row = QHBoxLayout()
+        checkpoint_row.addWidget(self.arch_combo, 1)
+        checkpoint_row.addWidget(self.checkpoint_button)
+        form = QFormLayout()
+        form.addRow("Custom:", self.custom_edit)
+        form.addRow("", self.error_label)
+        form.addRow("Checkpoint:", checkpoint_row)
+        form.addRow("Device:", self.device_combo)
+        form.addRow("", self.device_note)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Presets:"))
+        layout.addWidget(self.preset_list, 1)
+        layout.addWidget(self.description_label)
+        layout.addLayout(form)
+        layout.addWidget(self.download_note)
+        layout.addWidget(self.buttons)
+
+        current = (current_spec or DEFAULT_PRESET).strip()
+        if current.lower() in PRESETS:
+            self.preset_list.setCurrentRow(list(PRESETS).index(current.lower()))
+        else:
+            self.custom_edit.setText(current)
+
+        job = _ProbeJob()
+        job.signals.done.connect(self._on_probed)
+        QThreadPool.globalInstance().start(job)
+
+    @staticmethod
+    def _preset_text(name: str, status: str) -> str:
+        test_only = " (TEST ONLY)" if PRESETS[name].random_init else ""
+        return f"{name}{test_only} — {status}"
+
+    # -- public API ----------------------------------------------------------------
+
+    def selected_spec(self) -> str:
+        """The custom text when given, else the highlighted preset's name."""
+        custom = self.custom_edit.text().strip()
+        if custom:
+            return custom
+        item = self.preset_list.currentItem()
+        return item.data(_NAME) if item is not None else DEFAULT_PRESET
+
+    def selected_device(self) -> str:
+        return self.device_combo.currentText()
+
+    def preset_status(self, name: str) -> str:
+        """The status shown for preset ``name`` ("weights present", "not downloaded", "checking…")."""
+        return self.preset_list.item(list(PRESETS).index(name)).text().rsplit(" — ", 1)[1]
+
+    def choose_checkpoint(self) -> None:
+        """Ask for a local weights file and use it over the chosen architecture."""
+        patterns = " ".join(f"*{s}" for s in CHECKPOINT_SUFFIXES)
+        path, _filter = QFileDialog.getOpenFileName(
+            self, "Choose a CLIP checkpoint", str(models_dir()), f"CLIP checkpoints ({patterns});;All files (*)")
+        if path:
+            self.custom_edit.setText(f"{self.arch_combo.currentText()}:{path}")
+
+    # -- reactions -------------------------------------------------------------------
+
+    def _on_preset_chosen(self, row: int) -> None:
+        if row < 0:
+            return
+        name = self.preset_list.item(row).data(_NAME)
+        spec = PRESETS[name]
+        self.custom_edit.blockSignals(True)  # a preset replaces whatever was typed
+        self.custom_edit.clear()
+        self.custom_edit.blockSignals(False)
+        self._show_error(None)
+        text = spec.description
+        present = (self.facts or {}).get("present", {}).get(name)
+        if spec.checkpoint_hint and present is False:
+            text += f"\nGet the checkpoint from {spec.checkpoint_hint} and put it in {models_dir()}."
+        self.description_label.setText(text)
+        if not spec.random_init:
+            self.arch_combo.setCurrentText(spec.arch)
+
+    def _on_custom_changed(self, text: str) -> None:
+        if not text.strip():
+            self._show_error(None)
+            return
+        self.preset_list.blockSignals(True)  # typed text wins over the highlighted preset
+        self.preset_list.setCurrentRow(-1)
+        self.preset_list.blockSignals(False)
+        self.description_label.clear()
+        self._show_error(self._validate(text.strip()))
+
+    def _validate(self, text: str) -> str | None:
+        """Why ``text`` cannot be used, or None."""
+        try:
+            spec = resolve(text)
+        except ModelSpecError as exc:
+            return str(exc)
+        if spec.checkpoint and not Path(spec.checkpoint).is_file():
+            return f"Checkpoint file not found: {spec.checkpoint}"
+        if spec.pretrained:
+            import open_clip  # already imported by resolve()
+
+            tags = open_clip.list_pretrained_tags_by_model(spec.arch)
+            if tags and spec.pretrained not in tags:
+                return f"'{spec.arch}' has no weights tagged '{spec.pretrained}'. Known tags: {', '.join(tags)}."
+        return None
+
+    def _show_error(self, message: str | None) -> None:
+        self._error = message
+        self.error_label.setText(message or "")
+        self.error_label.setVisible(bool(message))
+        self.ok_button.setEnabled(message is None)
+
+    def _on_probed(self, facts: dict) -> None:
+        self.facts = facts
+        for row, name in enumerate(PRESETS):
+            status = "weights present" if facts["present"].get(name) else "not downloaded"
+            self.preset_list.item(row).setText(self._preset_text(name, status))
+        if facts["archs"]:
+            arch = self.arch_combo.currentText()
+            self.arch_combo.clear()
+            self.arch_combo.addItems(facts["archs"])
+            self.arch_combo.setCurrentText(arch)
+        self._update_device_note()
+        self._on_preset_chosen(self.preset_list.currentRow())  # the hint depends on presence
+        self.probed.emit()
+
+    def _update_device_note(self) -> None:
+        if self.facts is None:
+            return
+        device = self.device_combo.currentText()
+        note = self.facts["auto"]
+        if device in ("cuda", "mps") and not self.facts["available"].get(device):
+            note += f"\n{device} is not available on this machine; loading the model will fail."
+        self.device_note.setText(note)
