@@ -84,6 +84,19 @@ REGISTRY: dict[str, Setting] = {
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+class _Key:
+    """A typed attribute over one registered key (so ``settings.thumb_size`` reads like a field)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = REGISTRY[key].key  # fails at import time for an undeclared key
+
+    def __get__(self, obj: Settings | None, owner: type) -> Any:
+        return self if obj is None else obj.get(self.key)
+
+    def __set__(self, obj: Settings, value: Any) -> None:
+        obj.set(self.key, value)
+
+
 class Settings:
     """Typed access to the registered keys.
 
@@ -121,19 +134,17 @@ class Settings:
     def sync(self) -> None:
         self.qsettings.sync()
 
-    # -- conveniences the main window uses -------------------------------------
+    # -- attribute access: ``settings.thumb_size = 200`` ---------------------------
 
-    @property
-    def thumb_size(self) -> int:
-        return self.get("grid/thumb_size")
-
-    @thumb_size.setter
-    def thumb_size(self, value: int) -> None:
-        self.set("grid/thumb_size", value)
-
-    @property
-    def saved_searches(self) -> list[str]:
-        return self.get("search/saved")
+    geometry = _Key("window/geometry")
+    state = _Key("window/state")
+    splitter = _Key("window/splitter")
+    thumb_size = _Key("grid/thumb_size")
+    last_library = _Key("library/last")
+    model_spec = _Key("model/spec")
+    model_device = _Key("model/device")
+    saved_searches = _Key("search/saved")
+    search_k = _Key("search/k")
 
     def add_saved_search(self, text: str) -> None:
         """Remember a query once, most recent first."""

@@ -93,3 +93,20 @@ def test_explicit_qsettings(tmp_path, qapp):
     q = QSettings(str(tmp_path / "own.ini"), QSettings.Format.IniFormat)
     Settings(q).set("search/k", 50)
     assert Settings(q).get("search/k") == 50
+
+
+def test_attribute_access(settings):
+    settings.thumb_size = 200
+    settings.saved_searches = ["a", "b"]
+    settings.model_spec = "vit-b-16"
+    settings.geometry = QByteArray(b"geo")
+    settings.search_k = "50"  # coerced on the way in
+    again = Settings()
+    assert again.thumb_size == 200
+    assert again.saved_searches == ["a", "b"]
+    assert again.model_spec == "vit-b-16"
+    assert again.model_device == "auto"
+    assert again.geometry == QByteArray(b"geo")
+    assert not again.splitter  # an empty QByteArray: nothing to restore
+    assert again.search_k == 50
+    assert again.last_library == ""
