@@ -92,13 +92,13 @@ class ModelDialog(QDialog):
     """Pick a preset, type a model spec, or choose a checkpoint file; pick a device.
 
     Args:
-        current_spec: the model in use ("" for the default preset).
-        current_device: auto | cpu | cuda | mps.
+        current: the model spec in use ("" for the default preset).
+        device: the device setting in use: auto | cpu | cuda | mps.
     """
 
     probed = Signal()  # the weights/device facts are filled in
 
-    def __init__(self, parent: QWidget | None = None, current_spec: str = "", current_device: str = "auto") -> None:
+    def __init__(self, parent: QWidget | None = None, current: str = "", device: str = "auto") -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose model")
         self.facts: dict | None = None
@@ -126,7 +126,7 @@ class ModelDialog(QDialog):
 
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
-        self.device_combo.setCurrentText(current_device if current_device in DEVICES else "auto")
+        self.device_combo.setCurrentText(device if device in DEVICES else "auto")
         self.device_combo.currentTextChanged.connect(lambda _text: self._update_device_note())
         self.device_note = QLabel("auto → checking…", wordWrap=True)
         self.download_note = QLabel(DOWNLOAD_NOTE, wordWrap=True)
@@ -153,7 +153,7 @@ class ModelDialog(QDialog):
         layout.addWidget(self.download_note)
         layout.addWidget(self.buttons)
 
-        current = (current_spec or DEFAULT_PRESET).strip()
+        current = (current or DEFAULT_PRESET).strip()
         if current.lower() in PRESETS:
             self.preset_list.setCurrentRow(list(PRESETS).index(current.lower()))
         else:

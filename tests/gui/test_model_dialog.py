@@ -128,12 +128,12 @@ def test_auto_device_explained_without_gpu(qtbot, monkeypatch):
 
 
 def test_opens_on_the_current_settings(qtbot):
-    widget = ModelDialog(current_spec="ViT-B-32/laion2b_s34b_b79k", current_device="cpu")
+    widget = ModelDialog(current="ViT-B-32/laion2b_s34b_b79k", device="cpu")
     qtbot.addWidget(widget)
     assert widget.selected_spec() == "ViT-B-32/laion2b_s34b_b79k"
     assert widget.selected_device() == "cpu"
     qtbot.waitUntil(lambda: widget.facts is not None, timeout=60_000)
-    other = ModelDialog(current_spec="vit-b-16", current_device="tpu")
+    other = ModelDialog(current="vit-b-16", device="tpu")
     qtbot.addWidget(other)
     assert other.selected_spec() == "vit-b-16"
     assert other.selected_device() == "auto"

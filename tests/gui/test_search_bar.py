@@ -163,3 +163,12 @@ def test_focus_query_selects_all(bar, qtbot):
     bar.query_edit.setText("old query")
     bar.focus_query()
     assert bar.query_edit.selectedText() == "old query"
+
+
+def test_set_text_is_silent(bar, qtbot):
+    with qtbot.assertNotEmitted(bar.query_submitted), qtbot.assertNotEmitted(bar.cleared):
+        bar.set_text("saved search")
+    assert bar.request().text == "saved search"
+    with qtbot.waitSignal(bar.cleared, timeout=1000):
+        bar.query_edit.selectAll()
+        qtbot.keyClick(bar.query_edit, Qt.Key.Key_Delete)

@@ -79,7 +79,7 @@ class SearchBar(QWidget):
         cleared(): the user emptied the query (no text and no image).
         filters_changed(Filters): any filter control changed.
 
-    ``set_image``/``clear_image`` are silent, like a programmatic setText;
+    ``set_text``/``set_image``/``clear_image`` are silent, like setText;
     call ``submit()`` to run the query afterwards.
     """
 
@@ -146,6 +146,11 @@ class SearchBar(QWidget):
 
     def text(self) -> str:
         return self.query_edit.text().strip()
+
+    def set_text(self, text: str) -> None:
+        """Put ``text`` in the query line (does not submit)."""
+        self.query_edit.setText(text)
+        self._empty = not self.text() and not self._image
 
     def image(self) -> str | None:
         return self._image
