@@ -98,6 +98,7 @@ class SearchBar(QWidget):
         self.query_edit.textEdited.connect(self._on_text_edited)
         # QLineEdit takes drops for itself; an image file should reach the bar.
         self.query_edit.installEventFilter(self)
+        self.line_edit = self.query_edit  # the name the main window's tests use
 
         self.image_chip = QFrame(objectName="imageChip", frameShape=QFrame.Shape.StyledPanel)
         self.image_chip_label = QLabel()
