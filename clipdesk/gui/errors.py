@@ -120,7 +120,8 @@ def install_excepthooks(log_path: Path) -> Callable[[], None]:
         if issubclass(exc_type, KeyboardInterrupt):
             previous_sys(exc_type, exc, tb)  # Ctrl-C in the terminal is not a bug
             return
-        report(exc_type, exc, tb, "on the main thread")
+        # PySide calls this hook from pool threads too (an exception escaping QRunnable.run).
+        report(exc_type, exc, tb, f"in thread {threading.current_thread().name}")
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit:

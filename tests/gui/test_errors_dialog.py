@@ -6,6 +6,7 @@ import sys
 import threading
 
 import pytest
+from PySide6.QtCore import QRunnable, QThreadPool
 from PySide6.QtWidgets import QMessageBox
 
 from clipdesk.errors import QueryError
@@ -73,6 +74,23 @@ def test_thread_exception_becomes_a_dialog_on_the_gui_thread(qtbot, shown, tmp_p
     assert str(log_file) in box["informative"]
     logged = log_file.read_text()
     assert "kaboom in a worker" in logged and "scan-worker" in logged
+
+
+def test_exception_in_a_pool_runnable_becomes_a_dialog(qtbot, shown, tmp_path):
+    class Failing(QRunnable):
+        def run(self):
+            raise OSError("disk went away")
+
+    uninstall = install_excepthooks(tmp_path / "clipdesk.log")
+    try:
+        pool = QThreadPool()
+        pool.start(Failing())
+        pool.waitForDone()
+        qtbot.waitUntil(lambda: len(shown) == 1, timeout=5000)
+    finally:
+        uninstall()
+    assert shown[0]["gui_thread"]
+    assert "OSError: disk went away" in shown[0]["details"]
 
 
 def test_main_thread_hook_logs_and_shows(qtbot, shown, tmp_path):
