@@ -107,7 +107,7 @@ def index(
             done += len(batch)
             batch = []
             progress(Progress("indexing", done, total, report.errors))
-            if cancel.cancelled:
+            if cancel.checkpoint():  # also where a paused job waits
                 results.close()
                 report.cancelled = True
                 return report
@@ -137,8 +137,23 @@ def _register_folders(library: Library, roots: list[Path]) -> dict[Path, int]:
                 folder = Folder(path=str(root), scan_complete=False)
                 s.add(folder)
                 s.flush()
+                _adopt_photos(s, folder)
+            # Until this run's sweep says otherwise: a killed or stopped run
+            # leaves the folder marked unfinished, and the app resumes it.
+            folder.scan_complete = False
             ids[root] = folder.id
     return ids
+
+
+def _adopt_photos(s, folder: Folder) -> None:
+    """A new folder inside an indexed one takes over the photos under it."""
+    all_folders = dict(s.execute(select(Folder.path, Folder.id)).all())
+    prefix = os.path.join(folder.path, "")
+    for pid, path, current in s.execute(select(Photo.id, Photo.path, Photo.folder_id)):
+        if path.startswith(prefix) and current != folder.id:
+            owner = max((f for f in all_folders if path.startswith(os.path.join(f, ""))), key=len)
+            if owner == folder.path:
+                s.execute(update(Photo).where(Photo.id == pid).values(folder_id=folder.id))
 
 
 def _load_state(library: Library, model_key: str) -> tuple[dict[str, _Known], set[int]]:
