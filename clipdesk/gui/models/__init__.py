@@ -1,0 +1,1 @@
+"""Qt item models (the GUI side of the Anki-style lazy browser)."""
