@@ -25,7 +25,7 @@ CACHE_BUDGET_BYTES = 128 * 1024 * 1024
 MIN_CACHE = 256  # more than any screenful: a smaller cache would evict visible rows
 
 
-@dataclass
+@dataclass(slots=True)  # 100k of them: no per-instance __dict__
 class ResultItem:
     photo_id: int
     path: str
@@ -131,6 +131,10 @@ class ThumbnailModel(QAbstractListModel):
     @property
     def cached_count(self) -> int:
         return len(self._pixmaps)
+
+    def has_pixmap(self, photo_id: int) -> bool:
+        """Whether the photo's thumbnail is in the pixmap cache (does not touch the LRU order)."""
+        return photo_id in self._pixmaps
 
     def _on_loaded(self, photo_id: int, image: QImage) -> None:
         row = self._rows.get(photo_id)
