@@ -13,60 +13,17 @@ Open ``Enter``, Copy path ``Ctrl+Shift+C``, Preview ``Space``.
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QApplication,
-    QListView,
-    QMenu,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
-)
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu
 
 from clipdesk.gui.models.thumbnail_model import ResultItem, ThumbnailModel, display_text
+from clipdesk.gui.views.thumbnail_delegate import ThumbnailDelegate
 
 FIND_SIMILAR_SHORTCUT = "Ctrl+Shift+S"
 COPY_PATH_SHORTCUT = "Ctrl+Shift+C"
 VISIBLE_DEBOUNCE_MS = 30
 LAYOUT_BATCH = 2000  # rows laid out per event-loop turn (Batched mode keeps the UI responsive)
 _SCAN_STEP = 6  # px between probe lines when finding the first/last visible row
-
-
-class _ThumbnailDelegate(QStyledItemDelegate):
-    """Draws every thumbnail centred in the same square, so captions line up."""
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.square = QSize(160, 160)
-        self.item_size = QSize(168, 200)
-
-    def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:
-        # Fixed, without asking the model: layout must never request a
-        # thumbnail (Qt sizes uniform items from an arbitrary row, e.g. the last).
-        return self.item_size
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
-        # The option is filled here rather than in an initStyleOption override:
-        # calling the base initStyleOption from Python breaks None's refcount in
-        # PySide6 6.12 (a crash after a few hundred paints). Decoration size is
-        # our square, not the pixmap's own (a 4:3 photo would lift its caption).
-        opt = QStyleOptionViewItem(option)
-        text = index.data(Qt.ItemDataRole.DisplayRole)
-        if text:
-            opt.text = text.replace("\n", "\u2028")  # Qt lays out line separators, not newlines
-            opt.features |= QStyleOptionViewItem.ViewItemFeature.HasDisplay
-        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
-        if isinstance(pixmap, QPixmap):
-            opt.icon = QIcon(pixmap)
-            opt.decorationSize = self.square
-            opt.features |= QStyleOptionViewItem.ViewItemFeature.HasDecoration
-        color = index.data(Qt.ItemDataRole.ForegroundRole)
-        if color is not None:
-            opt.palette.setColor(QPalette.ColorRole.Text, color)
-        widget = option.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
 
 
 class ThumbnailGrid(QListView):
@@ -104,7 +61,7 @@ class ThumbnailGrid(QListView):
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setWordWrap(False)
-        self._delegate = _ThumbnailDelegate(self)
+        self._delegate = ThumbnailDelegate(self)
         self.setItemDelegate(self._delegate)
         self._current_id = -1
         self.visible_rows_cache = range(0)  # what the last keep_only kept (for tests, benches)
