@@ -1,0 +1,100 @@
+"""The app as a user drives it: drop a folder, watch it index, search, select, find similar."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from clipdesk.config import CoreConfig
+from clipdesk.gui.controller import LibraryController
+from clipdesk.gui.main_window import PAGE_DROP, PAGE_GRID, MainWindow
+from clipdesk.gui.settings import Settings
+
+
+@pytest.fixture
+def photos(tmp_path, coco_images):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for src in coco_images[:6]:
+        shutil.copy(src, folder / src.name)
+    original = folder / coco_images[0].name
+    with Image.open(original) as im:  # a re-encoded, rescaled copy
+        im.resize((im.width * 7 // 10, im.height * 7 // 10)).save(folder / "copy_small.jpg", quality=60)
+    return folder
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
+                                   config=CoreConfig(decode_workers=0, batch_size=4))
+    win = MainWindow(controller, Settings())
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(controller.model_state, timeout=60000, check_params_cb=lambda s, m: s == "ready"):
+        controller.load_model()
+    yield win
+    controller.shutdown()
+
+
+def drop(widget, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(widget.rect().center())
+    enter = QDragEnterEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def test_first_launch_shows_the_drop_zone(window):
+    assert window.pages.currentIndex() == PAGE_DROP
+    assert "Drop your photo folders" in window.drop_zone.findChildren(type(window.status_label))[0].text()
+
+
+def test_drop_index_search_select_and_find_similar(window, qtbot, photos):
+    controller = window.controller
+    ticks: list[float] = []
+    timer = QTimer(interval=10, timeout=lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    with qtbot.waitSignal(controller.index_finished, timeout=120000) as finished:
+        drop(window, [photos])
+        assert controller.indexing
+    timer.stop()
+    assert finished.args[0].new == 7 and finished.args[0].errors == 0
+    # The event loop kept running while the indexer worked.
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert len(ticks) > 5 and max(gaps) < 0.5
+
+    qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7, timeout=10000)
+    assert window.pages.currentIndex() == PAGE_GRID
+
+    with qtbot.waitSignal(controller.search_finished, timeout=30000):
+        window.search_bar.focus_query()
+        QTest.keyClicks(window.search_bar.line_edit, "a dog on a beach")
+        QTest.keyClick(window.search_bar.line_edit, Qt.Key_Return)
+    qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7)
+    scores = [window.grid_model.item(r).score for r in range(7)]
+    assert all(s is not None for s in scores) and scores == sorted(scores, reverse=True)
+
+    original = str(photos / sorted(p.name for p in photos.glob("0*.jpg"))[0])
+    row = next(r for r in range(7) if window.grid_model.item(r).path == original)
+    window.grid.setCurrentIndex(window.grid_model.index(row))
+    qtbot.waitUntil(lambda: window.detail.path_label.text() == original)
+    with Image.open(original) as im:
+        assert f"{im.width}" in window.detail.dimensions_label.text()
+
+    with qtbot.waitSignal(controller.search_finished, timeout=30000):
+        window.find_similar(window.grid_model.item(row).photo_id)
+    qtbot.waitUntil(lambda: window.grid_model.rowCount() > 0)
+    assert window.grid_model.item(0).path.endswith("copy_small.jpg")
+
+    window.back()
+    qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7 and window.grid_model.item(0).score is None)
