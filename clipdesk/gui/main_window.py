@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -30,7 +30,7 @@ from clipdesk.gui.controller import LibraryController, SearchRequest
 from clipdesk.gui.dialogs import DropZone, ErrorsDialog, NoMatchPage, PreviewDialog
 from clipdesk.gui.errors import show_error
 from clipdesk.gui.model_dialog import ModelDialog
-from clipdesk.gui.models.thumbnail_model import ResultItem, ThumbnailModel
+from clipdesk.gui.models.thumbnail_model import ResultItem, ThumbnailModel, file_url
 from clipdesk.gui.panels.detail_panel import DetailPanel
 from clipdesk.gui.panels.search_panel import QueryRequest, SearchBar
 from clipdesk.gui.settings import Settings
@@ -407,10 +407,10 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list) -> None:
         for path in paths:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+            QDesktopServices.openUrl(file_url(path))  # exact bytes, even for non-UTF-8 names
 
     def reveal(self, path: str) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+        QDesktopServices.openUrl(file_url(os.path.dirname(path)))
 
     def preview(self, photo_id: int) -> None:
         row = self.grid_model.row_of(photo_id)

@@ -98,3 +98,50 @@ def test_drop_index_search_select_and_find_similar(window, qtbot, photos):
 
     window.back()
     qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7 and window.grid_model.item(0).score is None)
+
+
+def test_open_and_reveal_use_exact_file_urls(window, monkeypatch, tmp_path):
+    import os
+
+    from PySide6.QtGui import QDesktopServices
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(bytes(url.toEncoded())) or True)
+    weird = os.fsdecode(str(tmp_path).encode() + b"/caf\xe9.jpg")
+    window.open_paths([weird])
+    window.reveal(weird)
+    assert opened[0].endswith(b"caf%E9.jpg")
+    assert opened[1].endswith(os.fsencode(tmp_path.name))
+
+
+def test_pause_resume_and_cancel_from_the_status_bar(window, qtbot, photos):
+    controller = window.controller
+    with qtbot.waitSignal(controller.index_started, timeout=10000):
+        window.add_paths([str(photos)])
+    assert window.pause_button.isVisible() and window.cancel_button.isVisible()
+    # index_started comes before the worker runs, so the job pauses at its first checkpoint.
+    window.pause_button.setChecked(True)
+    assert controller.paused and window.pause_button.text() == "Resume"
+    window.pause_button.setChecked(False)
+    assert not controller.paused
+    window.pause_button.setChecked(True)
+    with qtbot.waitSignal(controller.index_finished, timeout=60000) as done:
+        window.cancel_button.click()  # a paused job wakes up to stop
+    report = done.args[0]
+    assert report.cancelled and report.embedded < 7
+    qtbot.waitUntil(lambda: not window.progress.isVisible())
+    assert "Stopped" in window.status_label.text()
+
+
+def test_folders_appear_in_the_sidebar_and_removing_keeps_files(window, qtbot, photos, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    with qtbot.waitSignal(window.controller.index_finished, timeout=60000):
+        window.add_paths([str(photos)])
+    qtbot.waitUntil(lambda: window.sidebar.folder_item(str(photos)) is not None)
+    before = sorted(p.name for p in photos.iterdir())
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    window.remove_folder(str(photos))
+    qtbot.waitUntil(lambda: window.sidebar.folder_item(str(photos)) is None, timeout=10000)
+    assert sorted(p.name for p in photos.iterdir()) == before
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == PAGE_DROP, timeout=10000)
