@@ -7,7 +7,7 @@ import os
 import pickle
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +46,11 @@ def pick_device(requested: str = "auto") -> str:
 class ClipEngine:
     """One model on one device. ``model`` loads on first use, thread-safely."""
 
-    def __init__(self, spec: ModelSpec, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(self, spec: ModelSpec, device: str = "auto", batch_size: int = 32,
+                 on_download: Callable[[int, int], None] | None = None) -> None:
+        """``on_download(done_bytes, total_bytes)`` reports a first-use weights download."""
         self.spec = spec
+        self.on_download = on_download
         self.requested_device = device
         self.batch_size = batch_size
         self._lock = threading.Lock()
@@ -93,6 +96,8 @@ class ClipEngine:
                     torch.manual_seed(0)  # same weights in every process
                     model = open_clip.create_model(spec.arch, pretrained=None, precision=precision, device=device)
             else:
+                if self.on_download is not None:
+                    prefetch_weights(spec, cache_dir, self.on_download)
                 with _offline_unless_reachable():
                     model = open_clip.create_model(
                         spec.arch,
@@ -170,6 +175,41 @@ class ClipEngine:
         t = t.float()
         t = t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return t.cpu().numpy().astype(np.float32)
+
+
+def prefetch_weights(spec: ModelSpec, cache_dir: str, on_download: Callable[[int, int], None]) -> None:
+    """Download a hub model's weights into the cache, reporting progress.
+
+    open_clip would fetch the same file silently; fetching it first (same
+    repository, file name and cache) lets the app show a progress bar. The
+    hub client checks each file against the size and hash the hub publishes.
+    Does nothing when the weights are already cached or the hub is unreachable.
+    """
+    from huggingface_hub import hf_hub_download
+    from tqdm.auto import tqdm
+
+    from clipdesk.engine.registry import HUB_WEIGHT_FILES, hub_repo, weights_present
+
+    repo = hub_repo(spec)
+    if not repo or weights_present(spec) or not hub_reachable():
+        return
+
+    class Progress(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True  # no terminal output: the callback is the display
+            super().__init__(*args, **kwargs)
+            self.done = 0  # a disabled tqdm stops counting, so count here
+
+        def update(self, n=1):
+            self.done += n or 0
+            on_download(self.done, int(self.total or 0))
+
+    for name in HUB_WEIGHT_FILES:  # safetensors first, like open_clip
+        try:
+            hf_hub_download(repo, name, cache_dir=cache_dir, tqdm_class=Progress)
+            return
+        except Exception:  # noqa: BLE001 - the next name, then open_clip itself, will say what failed
+            log.debug("no %s in %s", name, repo)
 
 
 _REACHABLE: bool | None = None

@@ -188,21 +188,28 @@ def _file_digest(path: Path) -> str:
 HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
+def hub_repo(spec: ModelSpec) -> str | None:
+    """The Hugging Face repository holding ``spec``'s weights, if they come from the hub."""
+    import open_clip
+
+    if spec.random_init or spec.checkpoint or spec.arch.startswith("local-dir:"):
+        return None
+    if spec.arch.startswith("hf-hub:"):
+        return spec.arch.removeprefix("hf-hub:")
+    return (open_clip.get_pretrained_cfg(spec.arch, spec.pretrained or "").get("hf_hub") or "").strip("/") or None
+
+
 def weights_present(spec: ModelSpec) -> bool:
     """Whether ``spec`` can load without a download (checks files only)."""
     if spec.random_init:
         return True
     if spec.checkpoint:
         return Path(spec.checkpoint).is_file()
-    import open_clip
     from huggingface_hub import try_to_load_from_cache
 
     if spec.arch.startswith("local-dir:"):
         return Path(spec.arch.removeprefix("local-dir:")).is_dir()
-    if spec.arch.startswith("hf-hub:"):
-        repo = spec.arch.removeprefix("hf-hub:")
-    else:
-        repo = (open_clip.get_pretrained_cfg(spec.arch, spec.pretrained or "").get("hf_hub") or "").strip("/")
+    repo = hub_repo(spec)
     if not repo:
         return False
     return any(

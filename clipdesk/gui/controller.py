@@ -54,7 +54,7 @@ class LibraryController(QObject):
         self.config = config or CoreConfig()
         self.device = device
         spec = resolve(model or self.library.get_meta(MODEL_META))
-        self.engine = ClipEngine(spec, device=device, batch_size=self.config.batch_size)
+        self.engine = self._make_engine(spec)
         self.search_engine = self.engine  # differs only while a model switch re-embeds
         self.inference_lane = single_lane("inference")
         self.search_lane = single_lane("search")
@@ -67,6 +67,13 @@ class LibraryController(QObject):
         self._workers: set[FunctionWorker] = set()  # keep Python wrappers alive while queued
 
     # -- model --------------------------------------------------------------------
+
+    def _make_engine(self, spec) -> ClipEngine:
+        def on_download(done: int, total: int) -> None:  # called on the inference lane
+            pct = f"{100 * done / total:.0f}% of {total / 1e6:,.0f} MB" if total else f"{done / 1e6:,.0f} MB"
+            self.model_state.emit("downloading", f"Downloading the weights of {spec.name} (first use only): {pct}")
+
+        return ClipEngine(spec, device=self.device, batch_size=self.config.batch_size, on_download=on_download)
 
     def load_model(self) -> None:
         """Load the model in the background; the window is already up."""
@@ -90,7 +97,7 @@ class LibraryController(QObject):
         spec = resolve(spec_text)
         self.device = device
         old = self.engine
-        self.engine = ClipEngine(spec, device=device, batch_size=self.config.batch_size)
+        self.engine = self._make_engine(spec)
         if old.loaded and old.key != self.engine.key:
             self.search_engine = old
         else:

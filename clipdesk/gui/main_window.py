@@ -426,14 +426,14 @@ class MainWindow(QMainWindow):
     # -- model ---------------------------------------------------------------------------
 
     def _on_model_state(self, state: str, message: str) -> None:
-        self.model_label.setText({"loading": "Loading model…", "ready": "Model ready",
-                                  "missing": "Model weights missing"}.get(state, state))
+        self.model_label.setText({"loading": "Loading model…", "downloading": "Downloading model…",
+                                  "ready": "Model ready", "missing": "Model weights missing"}.get(state, state))
         self.model_label.setToolTip(message)
         missing = state == "missing"
         self.banner.setText(message if missing else "")
         self.banner.setVisible(missing)
         self.banner_button.setVisible(missing)
-        if state == "loading":
+        if state in ("loading", "downloading"):
             self.status_label.setText(message)
 
     def model_settings(self) -> None:

@@ -187,3 +187,39 @@ def test_engine_is_usable_from_several_threads(tiny_engine):
     assert errors == [] and len(results) == 4
     for r in results:
         np.testing.assert_allclose(r, expected, atol=1e-6)
+
+
+def test_prefetch_reports_download_progress_once(monkeypatch):
+    import huggingface_hub
+
+    from clipdesk.engine.clip import prefetch_weights
+    from clipdesk.engine.registry import weights_present
+    from clipdesk.paths import models_dir
+
+    spec = resolve("vit-b-32")
+    calls, progress = [], []
+
+    def fake_download(repo, name, cache_dir, tqdm_class):
+        calls.append((repo, name))
+        bar = tqdm_class(total=1000, unit="B")
+        bar.update(400)
+        bar.update(600)
+        bar.close()
+        repo_dir = models_dir() / f"models--{repo.replace('/', '--')}"
+        (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+        (repo_dir / "refs" / "main").write_text("r1")
+        (repo_dir / "snapshots" / "r1").mkdir(parents=True, exist_ok=True)
+        (repo_dir / "snapshots" / "r1" / name).write_bytes(b"w" * 1000)
+        return str(repo_dir / "snapshots" / "r1" / name)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(clip_mod, "_REACHABLE", True)
+    prefetch_weights(spec, str(models_dir()), lambda done, total: progress.append((done, total)))
+    assert calls == [("laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K", "open_clip_model.safetensors")]
+    assert progress == [(400, 1000), (1000, 1000)]
+    assert weights_present(spec)
+    prefetch_weights(spec, str(models_dir()), lambda done, total: progress.append((done, total)))
+    assert len(calls) == 1  # cached now: nothing to fetch
+    monkeypatch.setattr(clip_mod, "_REACHABLE", False)
+    prefetch_weights(resolve("vit-b-16"), str(models_dir()), lambda d, t: None)
+    assert len(calls) == 1  # offline: leave the clear error to the loader

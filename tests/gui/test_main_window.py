@@ -153,3 +153,26 @@ def test_folders_appear_in_the_sidebar_and_removing_keeps_files(window, qtbot, p
     qtbot.waitUntil(lambda: window.sidebar.folder_item(str(photos)) is None, timeout=10000)
     assert sorted(p.name for p in photos.iterdir()) == before
     qtbot.waitUntil(lambda: window.pages.currentIndex() == PAGE_DROP, timeout=10000)
+
+
+def test_download_progress_then_missing_weights_banner(qtbot, tmp_path, monkeypatch):
+    from clipdesk.engine import clip as clip_mod
+
+    def fake_prefetch(spec, cache_dir, on_download):
+        on_download(50_000_000, 200_000_000)  # the hub answered, then the connection dropped
+
+    monkeypatch.setattr(clip_mod, "prefetch_weights", fake_prefetch)
+    monkeypatch.setattr(clip_mod, "_REACHABLE", False)
+    controller = LibraryController(tmp_path / "lib", model="vit-b-32", device="cpu")
+    win = MainWindow(controller, Settings())
+    qtbot.addWidget(win)
+    win.show()
+    states = []
+    controller.model_state.connect(lambda state, message: states.append((state, message)))
+    with qtbot.waitSignal(controller.model_state, timeout=60000, check_params_cb=lambda s, m: s == "missing"):
+        controller.load_model()
+    assert ("downloading", "Downloading the weights of vit-b-32 (first use only): 25% of 200 MB") in states
+    assert win.banner.isVisible() and win.banner_button.isVisible()
+    assert "vit-b-32" in win.banner.text() and "--model ViT-B-32:" in win.banner.text()
+    assert win.model_label.text() == "Model weights missing"
+    controller.shutdown()
