@@ -1,0 +1,1 @@
+"""Auto-labeling by description: labels scored by their visual descriptors."""
