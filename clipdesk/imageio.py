@@ -12,6 +12,7 @@ import io
 import os
 import stat
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -112,14 +113,23 @@ def read_photo(path: str | Path, target: int | None = None, squash: bool = False
     if not data:
         raise ImageReadError("empty file (0 bytes)")
     digest = hashlib.blake2b(data, digest_size=20).hexdigest()
+    with decoding():
+        return _decode(data, st, digest, target, squash)
+
+
+@contextmanager
+def decoding():
+    """Decode bytes already in memory: Pillow's failures become ImageReadError.
+
+    Pillow also warns about damaged metadata it has already worked around
+    ("Corrupt EXIF data"): nothing to act on, and thousands of them would
+    bury the progress display, so those warnings are silenced here.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            # Pillow warns about damaged metadata it has already worked around
-            # ("Corrupt EXIF data"): nothing to act on, and thousands of them
-            # would bury the progress display.
             warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-            return _decode(data, st, digest, target, squash)
+            yield
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"refused: image too large ({exc})") from None
     except UnidentifiedImageError:

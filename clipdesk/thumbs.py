@@ -17,14 +17,13 @@ import io
 import os
 import stat
 import tempfile
-import warnings
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 # Private helpers shared on purpose: the same read-only open flags, the same
 # EXIF orientation table and the same reduced-decode formats as indexing.
-from clipdesk.imageio import _DRAFTABLE, _OPEN_FLAGS, _ORIENTATION, _TRANSPOSE, ImageReadError, to_rgb
+from clipdesk.imageio import _DRAFTABLE, _OPEN_FLAGS, _ORIENTATION, _TRANSPOSE, ImageReadError, decoding, to_rgb
 from clipdesk.paths import thumbnail_cache_dir
 
 __all__ = ["ImageReadError", "cached_thumbnail", "thumbnail_cache_dir", "thumbnail_key"]
@@ -99,26 +98,17 @@ def _lookup(root: Path, key: str) -> Path | None:
 
 def _make_thumbnail(data: bytes, size: int) -> Image.Image:
     """Decode at reduced size, shrink to fit, turn upright. RGB, or RGBA if transparent."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")  # damaged metadata
-            with Image.open(io.BytesIO(data)) as im:
-                orientation = im.getexif().get(_ORIENTATION, 1)
-                if getattr(im, "n_frames", 1) > 1:
-                    im.seek(0)  # first frame; before draft, since seeking resets it
-                if im.format in _DRAFTABLE:
-                    # Reduced-DCT decode straight to >= size: ~4x faster on 12 MP photos.
-                    im.draft("RGB", (size, size))
-                im.load()
-                thumb = _convert(im)
-            thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"refused: image too large ({exc})") from None
-    except UnidentifiedImageError:
-        raise ImageReadError("not an image, or an unsupported format") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-        raise ImageReadError(f"cannot decode: {exc or type(exc).__name__}") from None
+    with decoding():
+        with Image.open(io.BytesIO(data)) as im:
+            orientation = im.getexif().get(_ORIENTATION, 1)
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)  # first frame; before draft, since seeking resets it
+            if im.format in _DRAFTABLE:
+                # Reduced-DCT decode straight to >= size: ~4x faster on 12 MP photos.
+                im.draft("RGB", (size, size))
+            im.load()
+            thumb = _convert(im)
+        thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
     # Shrinking and the EXIF rotations commute (the box is square), so only the
     # small image is rotated.
     method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
