@@ -1,0 +1,187 @@
+"""Label the whole library in the background: resumable, incremental, and
+respectful of what the user decided.
+
+Progress lives in ``Meta`` under ``labels_state:<model key>``: the hash of
+the vocabulary and scoring settings, the photo ids done (as ranges) and the
+newest embedding time seen, so a re-embedded photo is labelled again. A
+changed vocabulary starts over; stale auto proposals are then removed.
+Rows the user touched (``source="user"``, ``accepted``, ``rejected``) are
+never changed, and a rejected label is never proposed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, select
+
+from clipdesk.jobs import CancelToken, Progress, ProgressCallback, no_progress
+from clipdesk.labels.scoring import DEFAULT_MARGIN, DEFAULT_Z, DescriptorBank, TextEncoder
+from clipdesk.labels.vocab import Vocabulary
+from clipdesk.store.db import Library
+from clipdesk.store.models import Embedding, Label, Meta, Photo
+from clipdesk.store.vectors import load_vectors
+
+STATE_PREFIX = "labels_state:"
+
+
+@dataclass
+class LabelReport:
+    photos: int = 0  # present photos embedded with the model
+    todo: int = 0  # of which needed labelling this run
+    labelled: int = 0  # photos labelled this run
+    with_labels: int = 0  # of those, photos where at least one label fired
+    proposed: int = 0  # auto rows added or refreshed
+    removed: int = 0  # stale auto proposals deleted
+    kept: int = 0  # fired labels left alone because the user decided them
+    cancelled: bool = False
+
+
+def cache_dir(library: Library) -> Path:
+    return library.root / "cache"
+
+
+def run_hash(bank: DescriptorBank) -> str:
+    content = f"{bank.vocab_hash}\0{bank.margin!r}\0{bank.z!r}"
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def label_library(library: Library, engine: TextEncoder, vocabulary: Vocabulary,
+                  progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+                  batch: int = 512, margin: float = DEFAULT_MARGIN, z: float = DEFAULT_Z) -> LabelReport:
+    """Propose labels for every present photo embedded with ``engine.key``."""
+    cancel = cancel or CancelToken()
+    report = LabelReport()
+    vectors = load_vectors(library, engine.key)
+    report.photos = len(vectors)
+    bank = DescriptorBank(engine, vocabulary, cache_dir(library), margin=margin, z=z)
+    stats = bank.calibrate(vectors.matrix) if len(vectors) else None
+    state = _start(library, engine.key, run_hash(bank))
+    done = state["done"]
+    todo_rows = [i for i, pid in enumerate(vectors.ids.tolist()) if pid not in done]
+    report.todo = len(todo_rows)
+    progress(Progress("labelling", 0, report.todo))
+    for start in range(0, len(todo_rows), batch):
+        if cancel.checkpoint():
+            report.cancelled = True
+            break
+        rows = np.asarray(todo_rows[start:start + batch])
+        ids = vectors.ids[rows].tolist()
+        scores = bank.score(vectors.matrix[rows], stats)
+        with library.session() as s, s.begin():
+            _write_batch(s, ids, scores, engine.key, report)
+            done.update(ids)
+            state["done"] = done
+            s.merge(Meta(key=STATE_PREFIX + engine.key, value=_dump(state)))
+        report.labelled += len(ids)
+        progress(Progress("labelling", report.labelled, report.todo))
+    return report
+
+
+def _write_batch(s, ids: list[int], scores, model_key: str, report: LabelReport) -> None:
+    existing: dict[int, dict[str, Label]] = {}
+    for row in s.scalars(select(Label).where(Label.photo_id.in_(ids))):
+        existing.setdefault(row.photo_id, {})[row.label] = row
+    for i, pid in enumerate(ids):
+        hits = {h.label: h for h in scores.hits(i)}
+        report.with_labels += bool(hits)
+        mine = existing.get(pid, {})
+        for name, row in mine.items():
+            if _user_decided(row):
+                report.kept += name in hits
+                continue
+            hit = hits.get(name)
+            if hit is None:
+                s.delete(row)
+                report.removed += 1
+            else:
+                row.score, row.evidence, row.model_key = hit.score, hit.evidence_json(), model_key
+                report.proposed += 1
+        for name, hit in hits.items():
+            if name not in mine:
+                s.add(Label(photo_id=pid, label=name, score=hit.score, source="auto", status="proposed",
+                            model_key=model_key, evidence=hit.evidence_json()))
+                report.proposed += 1
+
+
+def _user_decided(row: Label) -> bool:
+    return row.source == "user" or row.status in ("accepted", "rejected")
+
+
+# -- the resumable state ----------------------------------------------------------
+
+
+def _start(library: Library, model_key: str, digest: str) -> dict:
+    """Load the state; forget photos re-embedded since, or everything when the vocabulary changed."""
+    key = STATE_PREFIX + model_key
+    with library.session() as s, s.begin():
+        raw = s.scalar(select(Meta.value).where(Meta.key == key))
+        state = _load(raw)
+        newest = s.scalar(select(func.max(Embedding.created_at)).where(Embedding.model_key == model_key))
+        newest = newest.isoformat() if newest else ""
+        if state.get("hash") != digest:
+            state = {"hash": digest, "done": set(), "stamp": ""}
+        elif state.get("stamp") and state["done"]:
+            changed = s.scalars(
+                select(Embedding.photo_id).where(Embedding.model_key == model_key)
+                .where(Embedding.created_at > _parse_time(state["stamp"]))
+            ).all()
+            state["done"] -= set(changed)
+        state["stamp"] = newest
+        s.merge(Meta(key=key, value=_dump(state)))
+    return state
+
+
+def forget_progress(library: Library, model_key: str) -> None:
+    """Make the next run label every photo again."""
+    with library.session() as s, s.begin():
+        s.execute(delete(Meta).where(Meta.key == STATE_PREFIX + model_key))
+
+
+def label_counts(library: Library) -> list[dict]:
+    """Per label: photos proposed, accepted and rejected (present photos only)."""
+    with library.session() as s:
+        rows = s.execute(
+            select(Label.label, Label.status, func.count())
+            .join(Photo, Photo.id == Label.photo_id).where(Photo.missing_since.is_(None))
+            .group_by(Label.label, Label.status)
+        ).all()
+    out: dict[str, dict] = {}
+    for name, status, n in rows:
+        entry = out.setdefault(name, {"label": name, "proposed": 0, "accepted": 0, "rejected": 0})
+        entry[status] = entry.get(status, 0) + n
+    for entry in out.values():
+        entry["photos"] = entry["proposed"] + entry["accepted"]
+    return sorted(out.values(), key=lambda e: (-e["photos"], e["label"]))
+
+
+def _parse_time(text: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
+def _load(raw: str | None) -> dict:
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+        data["done"] = {i for lo, hi in data.get("done", []) for i in range(lo, hi + 1)}
+        return data
+    except (ValueError, TypeError, KeyError):
+        return {}
+
+
+def _dump(state: dict) -> str:
+    """Photo ids as ``[lo, hi]`` ranges: a library's ids are mostly contiguous."""
+    ranges: list[list[int]] = []
+    for i in sorted(state["done"]):
+        if ranges and ranges[-1][1] == i - 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    return json.dumps({**state, "done": ranges})
