@@ -14,6 +14,7 @@ from datetime import datetime
 
 from clipdesk import __version__
 from clipdesk.errors import ClipdeskError
+from clipdesk.labels import commands as label_commands
 
 
 def _global_options(p: argparse.ArgumentParser, default) -> None:
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("text", nargs="*", help="query: words, -negative, +\"phrase\", term:weight")
     se.add_argument("--image", action="append", default=[], metavar="FILE_OR_ID", help="add an image to the query")
     _result_options(se)
+    label_commands.add_search_option(se)
 
     si = sub.add_parser("similar", parents=[common], help="photos similar to a file or a library photo id")
     si.add_argument("ref", metavar="FILE_OR_ID")
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     from clipdesk.labels.eval_cli import add_eval_parser  # clipdesk eval labels
 
     add_eval_parser(sub, common)
+    label_commands.add_parser(sub, common)
     return p
 
 

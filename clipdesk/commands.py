@@ -240,6 +240,10 @@ def _query_text(words: list[str], negatives: list[str]) -> str:
 def cmd_search(args) -> int:
     from clipdesk.search import parse_text_query
 
+    if getattr(args, "label", None):
+        from clipdesk.labels.commands import search_with_label
+
+        return search_with_label(args)
     text = _query_text(args.text, args.negatives)
     if not text and not args.image:
         raise QueryError("Say what to search for, e.g. clipdesk search beach -people")
@@ -247,6 +251,12 @@ def cmd_search(args) -> int:
     searcher, engine = _searcher(args)
     terms += [_image_term(searcher, ref) for ref in args.image]
     return _run_query(args, searcher, engine, terms, " ".join([text, *args.image]).strip())
+
+
+def cmd_label(args) -> int:
+    from clipdesk.labels.commands import cmd_label as run
+
+    return run(args)
 
 
 def cmd_similar(args) -> int:

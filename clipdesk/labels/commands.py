@@ -1,0 +1,197 @@
+"""``clipdesk label run|list`` and ``clipdesk search --label NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Imported by the parser on every ``clipdesk`` start: numpy, SQLAlchemy and
+# the core load inside the functions, when a label command actually runs.
+
+
+def add_parser(sub, common: argparse.ArgumentParser) -> None:
+    """The ``label`` command and its subcommands."""
+    la = sub.add_parser("label", parents=[common], help="propose labels for photos (label run), list them")
+    actions = la.add_subparsers(dest="label_command", metavar="ACTION", required=True)
+    run = actions.add_parser("run", parents=[common], help="label every indexed photo (Ctrl-C stops; run again to continue)")
+    run.add_argument("--batch-size", type=int, default=512, help="photos per transaction (default 512)")
+    run.add_argument("--margin", type=float, help="how far a label must beat the generic 'a photo' prompts")
+    run.add_argument("--z", type=float, help="how many spreads above the library's usual score for a label")
+    actions.add_parser("list", parents=[common], help="labels in the library with photo counts")
+
+
+def add_search_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--label", metavar="NAME", help="only photos carrying this label (not rejected)")
+
+
+def cmd_label(args) -> int:
+    from clipdesk import commands
+
+    lib = commands._library(args)  # noqa: SLF001 - the CLI's shared helpers
+    if args.label_command == "list":
+        return _list(args, lib)
+    return _run(args, lib)
+
+
+def _vocabulary(lib):
+    from clipdesk.labels.vocab import load_vocabulary
+
+    return load_vocabulary(lib.root)
+
+
+def _run(args, lib) -> int:
+    from sqlalchemy import func, select
+
+    from clipdesk import commands
+    from clipdesk.errors import NotIndexed, QueryError
+    from clipdesk.jobs import CancelToken
+    from clipdesk.labels.run import label_library
+    from clipdesk.labels.scoring import DEFAULT_MARGIN, DEFAULT_Z
+    from clipdesk.store.models import Embedding
+
+    engine = commands._engine(args, lib)  # noqa: SLF001
+    with lib.session() as s:
+        count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_key == engine.key))
+    if not count:
+        raise NotIndexed(commands._not_indexed_message(lib, engine.spec, explicit=bool(args.model)))  # noqa: SLF001
+    vocabulary = _vocabulary(lib)
+    if not len(vocabulary):
+        raise QueryError("The label vocabulary is empty: add labels to labels.yaml in the library folder.")
+    token = CancelToken()
+    bar = _Bar(not args.json)
+    with commands._sigint_cancels(token):  # noqa: SLF001
+        try:
+            report = label_library(lib, engine, vocabulary, bar, token, batch=max(1, args.batch_size),
+                                   margin=DEFAULT_MARGIN if args.margin is None else args.margin,
+                                   z=DEFAULT_Z if args.z is None else args.z)
+        finally:
+            bar.close()
+    data = {"library": str(lib.root), "model": engine.spec.name, "labels": len(vocabulary), **vars(report)}
+    human = [f"{'Stopped' if report.cancelled else 'Labelled'}: {report.labelled} of {report.todo} photos to do "
+             f"({report.photos} indexed); {report.with_labels} got labels, {report.proposed} proposals, "
+             f"{report.removed} stale removed, {report.kept} left as you decided."]
+    if engine.spec.random_init:
+        data["warning"] = "test-only random model: labels are meaningless"
+        human.insert(0, f"(model {engine.spec.label}; labels are meaningless)")
+    commands._emit(args, data, human)  # noqa: SLF001
+    if report.cancelled:
+        print("clipdesk: stopped. Run 'clipdesk label run' again to continue; labels so far are kept.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _list(args, lib) -> int:
+    from clipdesk import commands
+    from clipdesk.labels.run import label_counts
+
+    counts = label_counts(lib)
+    vocabulary = _vocabulary(lib)
+    for entry in counts:
+        label = vocabulary.get(entry["label"])
+        entry["path"] = label.path if label else entry["label"]
+    data = {"library": str(lib.root), "vocabulary": len(vocabulary), "labels": counts}
+    human = [f"{e['photos']:7d}  {e['path']}" + (f"  ({e['rejected']} rejected)" if e["rejected"] else "")
+             for e in counts] or ["No labels yet. Run: clipdesk label run"]
+    commands._emit(args, data, human)  # noqa: SLF001
+    return 0
+
+
+class _Bar:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def __call__(self, p) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=p.total, unit="photo", desc="labelling", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(p.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- search --label ---------------------------------------------------------------------
+
+
+def labelled_photo_ids(lib, name: str):
+    """The label's canonical name, its (non-rejected) photos (ids, ascending), and their scores."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from clipdesk.store.models import Label, Photo
+
+    label = _vocabulary(lib).get(name)
+    canonical = label.name if label else name.strip().lower()
+    with lib.session() as s:
+        rows = s.execute(
+            select(Label.photo_id, Label.score).join(Photo, Photo.id == Label.photo_id)
+            .where(Label.label == canonical, Label.status != "rejected", Photo.missing_since.is_(None))
+        ).all()
+    return canonical, np.asarray(sorted(r[0] for r in rows), np.int64), {r[0]: r[1] or 0.0 for r in rows}
+
+
+def search_with_label(args) -> int:
+    """``search --label NAME [query]``: the query's results among the label's photos, or all of them."""
+    import numpy as np
+
+    from clipdesk import commands
+    from clipdesk.search import parse_text_query
+
+    text = commands._query_text(args.text, args.negatives)  # noqa: SLF001
+    if not text and not args.image:
+        return _list_labelled(args)
+    terms = parse_text_query(text, require_positive=not args.image) if text else []
+    searcher, engine = commands._searcher(args)  # noqa: SLF001
+    terms += [commands._image_term(searcher, ref) for ref in args.image]  # noqa: SLF001
+    _, ids, _ = labelled_photo_ids(searcher.library, args.label)
+    base = searcher._allow_mask  # noqa: SLF001
+
+    def allow(terms, filters):
+        keep = np.isin(searcher.index.vectors.ids, ids)
+        mask = base(terms, filters)
+        return keep if mask is None else mask & keep
+
+    searcher._allow_mask = allow  # noqa: SLF001 - one more filter, for this query only
+    return commands._run_query(args, searcher, engine, terms, " ".join([text, *args.image]).strip())  # noqa: SLF001
+
+
+def _list_labelled(args) -> int:
+    from sqlalchemy import select
+
+    from clipdesk import commands
+    from clipdesk.store.models import Photo
+
+    lib = commands._library(args)  # noqa: SLF001
+    canonical, ids, scores = labelled_photo_ids(lib, args.label)
+    with lib.session() as s:
+        stmt = select(Photo.id, Photo.path, Photo.format, Photo.taken_at).where(Photo.id.in_(ids.tolist()))
+        rows = s.execute(stmt).all()
+    prefix = os.path.join(os.path.abspath(args.folder), "") if args.folder else None
+    types = {t.strip().lower().lstrip(".") for t in args.types.split(",") if t.strip()}
+    types |= {"jpeg" for t in types if t in ("jpg", "jpe")}
+    keep = []
+    for pid, path, fmt, taken in rows:
+        if prefix and not path.startswith(prefix):
+            continue
+        if types and fmt.lower() not in types and os.path.splitext(path)[1].lower().lstrip(".") not in types:
+            continue
+        if (args.date_from and (taken is None or taken < args.date_from)) or \
+                (args.date_to and (taken is None or taken > args.date_to)):
+            continue
+        keep.append((pid, path, scores[pid]))
+    keep.sort(key=lambda r: (-r[2], r[0]))
+    shown = keep[: args.top] if not args.all else keep
+    data = {"label": canonical, "count": len(keep),
+            "results": [{"id": pid, "path": path, "score": round(score, 4)} for pid, path, score in shown]}
+    human = [f"{score:6.3f}  {path}" for _, path, score in shown]
+    human.append(f"{len(keep)} photos labelled '{canonical}'" + (f"; showing {len(shown)} (-k N or --all for more)."
+                                                               if len(shown) < len(keep) else "."))
+    commands._emit(args, data, human)  # noqa: SLF001
+    return 0
