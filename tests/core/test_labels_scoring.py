@@ -221,3 +221,20 @@ def test_run_keeps_user_decisions_and_removes_stale_proposals(library):
     assert rows[(ids[5], "cat")] == ("user", "accepted")  # the user's own label stays
     assert (ids[3], "cat") not in rows and (ids[4], "cat") not in rows  # stale proposals gone
     assert report.removed == 2 and report.kept == 2
+
+
+def test_run_relabels_a_reembedded_photo(library):
+    from datetime import timedelta
+
+    from clipdesk.store.models import Embedding
+
+    ids = _fill(library)
+    label_library(library, KeywordEncoder(), vocab())
+    with library.session() as s, s.begin():
+        emb = s.get(Embedding, (ids[0], KEY))
+        emb.vector = CAT.astype("<f2").tobytes()  # the file changed: now a cat
+        emb.created_at = emb.created_at + timedelta(seconds=5)
+    report = label_library(library, KeywordEncoder(), vocab())
+    assert (report.todo, report.removed, report.proposed) == (1, 1, 1)
+    rows = _labels(library)
+    assert (ids[0], "dog") not in rows and rows[(ids[0], "cat")] == ("auto", "proposed")
