@@ -45,6 +45,7 @@ class LibraryController(QObject):
     index_failed = Signal(object)  # exception
     search_finished = Signal(int, object)  # request id, search.SearchResult
     search_failed = Signal(int, object)
+    labels_finished = Signal(object)  # labels.run.LabelReport
     library_changed = Signal()  # folder counts may have changed
 
     def __init__(self, library_root: Path, model: str | None = None, device: str = "auto",
@@ -60,7 +61,7 @@ class LibraryController(QObject):
         self.search_lane = single_lane("search")
         self.io_pool = QThreadPool()  # DB reads and file IO for the window
         self.io_pool.setMaxThreadCount(2)
-        self._queue: list[list[str]] = []
+        self._queue: list[tuple[str, list[str]]] = []  # ("index", roots) or ("label", [])
         self._index_worker: IndexWorker | None = None
         self._searchers: dict[str, tuple[int, Searcher]] = {}
         self._search_seq = 0
@@ -115,8 +116,13 @@ class LibraryController(QObject):
 
     def add_roots(self, paths: list[str]) -> None:
         """Add folders/files to the library and index them, one job after another."""
-        paths = [os.path.abspath(p) for p in paths]
-        self._queue.append(paths)
+        self._queue.append(("index", [os.path.abspath(p) for p in paths]))
+        if self._index_worker is None:
+            self._next_job()
+
+    def run_labels(self) -> None:
+        """Label every embedded photo in the background (after any indexing)."""
+        self._queue.append(("label", []))
         if self._index_worker is None:
             self._next_job()
 
@@ -130,20 +136,29 @@ class LibraryController(QObject):
     def _next_job(self) -> None:
         if not self._queue:
             return
-        roots = self._queue.pop(0)
-        from clipdesk.indexer import index
-
+        kind, roots = self._queue.pop(0)
         engine, library, config = self.engine, self.library, self.config
+        if kind == "label":
+            from clipdesk.labels.run import label_library
+            from clipdesk.labels.vocab import load_vocabulary
 
-        def job(progress, cancel):
-            report = index(library, roots, engine, config, progress=progress, cancel=cancel)
-            if not report.cancelled:
-                library.set_meta(MODEL_META, engine.spec.name)
-            return report
+            def job(progress, cancel):
+                return label_library(library, engine, load_vocabulary(library.root), progress=progress, cancel=cancel)
 
+            done_signal = self.labels_finished
+        else:
+            from clipdesk.indexer import index
+
+            def job(progress, cancel):
+                report = index(library, roots, engine, config, progress=progress, cancel=cancel)
+                if not report.cancelled:
+                    library.set_meta(MODEL_META, engine.spec.name)
+                return report
+
+            done_signal = None
         worker = IndexWorker(job)
         worker.signals.progress.connect(self._on_progress)
-        worker.signals.result.connect(self._on_index_done)
+        worker.signals.result.connect(done_signal.emit if done_signal is not None else self._on_index_done)
         worker.signals.failed.connect(self.index_failed)
         worker.signals.finished.connect(self._on_index_finished)
         self._index_worker = worker

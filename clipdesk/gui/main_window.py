@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self._last_request: SearchRequest | None = None
         self._search_started = 0.0
         self._browse_folder = ""
+        self._browse_label = ""
         self._indexing_roots: list[str] = []
         self._build()
         self._connect()
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self._action(view, "&Larger thumbnails", lambda: self.zoom(1.25), QKeySequence.ZoomIn)
         self._action(view, "&Smaller thumbnails", lambda: self.zoom(0.8), QKeySequence.ZoomOut)
         tools = menu.addMenu("&Tools")
+        self._action(tools, "&Label photos", self.controller.run_labels)
         self._action(tools, "&Model settings…", self.model_settings)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
@@ -151,6 +153,7 @@ class MainWindow(QMainWindow):
         c.index_started.connect(self._on_index_started)
         c.index_progress.connect(self._on_index_progress)
         c.index_finished.connect(self._on_index_finished)
+        c.labels_finished.connect(self._on_labels_finished)
         c.index_failed.connect(self._on_index_failed)
         c.search_finished.connect(self._on_search_finished)
         c.search_failed.connect(self._on_search_failed)
@@ -165,6 +168,7 @@ class MainWindow(QMainWindow):
         self.grid.reveal_requested.connect(self.reveal)
         self.grid.preview_requested.connect(self.preview)
         self.sidebar.folder_selected.connect(self._on_folder_selected)
+        self.sidebar.label_selected.connect(self._on_label_selected)
         self.sidebar.saved_search_selected.connect(self._run_saved_search)
         self.sidebar.add_folder_requested.connect(self.add_folder_dialog)
         self.sidebar.remove_folder_requested.connect(self.remove_folder)
@@ -205,7 +209,8 @@ class MainWindow(QMainWindow):
             w.setVisible(True)
         self.pause_button.setChecked(False)
         self.progress.setRange(0, 0)
-        self.status_label.setText(f"Scanning {', '.join(os.path.basename(r) or r for r in roots)}…")
+        what = ", ".join(os.path.basename(r) or r for r in roots)
+        self.status_label.setText(f"Scanning {what}…" if roots else "Labelling photos…")
         self._indexing_roots = list(roots)
         for root in roots:
             self.sidebar.set_folder_state(root, "indexing…")
@@ -214,13 +219,14 @@ class MainWindow(QMainWindow):
         self._refresh_timer.start()
 
     def _on_index_progress(self, st) -> None:
-        if st.phase == "indexing" and not self.controller.paused:
-            names = ", ".join(os.path.basename(r) or r for r in self._indexing_roots)
-            self.status_label.setText(f"Indexing {names}…")
+        verb = "Labelling" if st.phase == "labelling" else "Indexing"
+        if st.phase in ("indexing", "labelling") and not self.controller.paused:
+            names = ", ".join(os.path.basename(r) or r for r in self._indexing_roots) or "photos"
+            self.status_label.setText(f"{verb} {names}…")
         if st.total:
             self.progress.setRange(0, st.total)
             self.progress.setValue(st.done)
-        parts = [f"Indexing {st.done:,} / {st.total:,}"] if st.total else [f"Scanning… {st.done:,} files"]
+        parts = [f"{verb} {st.done:,} / {st.total:,}"] if st.total else [f"Scanning… {st.done:,} files"]
         if st.rate:
             parts.append(f"{st.rate:.1f} photos/s")
         if st.eta_s is not None:
@@ -243,6 +249,13 @@ class MainWindow(QMainWindow):
         self._refresh_library()
         if self._last_request is None:
             self.browse()
+
+    def _on_labels_finished(self, report) -> None:
+        self._hide_progress()
+        verb = "Stopped labelling" if report.cancelled else "Labelled"
+        self.status_label.setText(f"{verb} {report.labelled:,} photos: {report.with_labels:,} got labels, "
+                                  f"{report.labelled - report.with_labels:,} matched none.")
+        self._refresh_library()
 
     def _on_index_failed(self, exc) -> None:
         self._hide_progress()
@@ -282,8 +295,8 @@ class MainWindow(QMainWindow):
         if folder is not None:
             self._browse_folder = folder
         self._last_request = None
-        folder = self._browse_folder or None
-        self._background(lambda: all_photos(self.controller.library, folder), self._show_browse)
+        folder, label = self._browse_folder or None, self._browse_label or None
+        self._background(lambda: all_photos(self.controller.library, folder, label), self._show_browse)
 
     def _show_browse(self, rows) -> None:
         if self._last_request is not None:
@@ -296,10 +309,10 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"{n:,} photos" if n else "No photos yet.")
 
     def _append_new_photos(self) -> None:
-        folder = self._browse_folder or None
+        folder, label = self._browse_folder or None, self._browse_label or None
 
         def fetch():
-            return all_photos(self.controller.library, folder)
+            return all_photos(self.controller.library, folder, label)
 
         def apply(rows):
             if self._last_request is not None:
@@ -393,7 +406,13 @@ class MainWindow(QMainWindow):
         self.sidebar.set_saved_searches(saved)
 
     def _on_folder_selected(self, path: str) -> None:
+        self._browse_label = ""
         self.browse(path)
+
+    def _on_label_selected(self, label: str) -> None:
+        """Photos carrying a label (in the current folder), like ``search --label``."""
+        self._browse_label = label
+        self.browse()
 
     # -- the selected photo ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ class PhotoDetails:
     missing: bool
     labels: list[tuple[str, float | None, str]] = field(default_factory=list)  # (label, score, status)
     caption: str | None = None
+    evidence: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # label -> (descriptor, score)
 
     @property
     def camera(self) -> str | None:
@@ -77,26 +79,31 @@ def photo_details(library: Library, photo_id: int) -> PhotoDetails | None:
         p = s.get(Photo, photo_id)
         if p is None:
             return None
-        labels = [
-            (label, score, status) for label, score, status in s.execute(
-                select(Label.label, Label.score, Label.status)
-                .where(Label.photo_id == photo_id, Label.status != "rejected").order_by(Label.score.desc())
-            )
-        ]
+        rows = s.execute(
+            select(Label.label, Label.score, Label.status, Label.evidence)
+            .where(Label.photo_id == photo_id, Label.status != "rejected").order_by(Label.score.desc())
+        ).all()
+        labels = [(label, score, status) for label, score, status, _ in rows]
+        evidence = {label: [(str(d), float(v)) for d, v in json.loads(raw)] for label, _, _, raw in rows if raw}
         caption = s.scalar(
             select(Caption.text).where(Caption.photo_id == photo_id)
             .order_by((Caption.source == "user").desc(), Caption.created_at.desc()).limit(1)
         )
         return PhotoDetails(
             p.id, p.path, p.size, p.format, p.width, p.height, p.frames, p.taken_at, p.camera_make, p.camera_model,
-            p.gps_lat, p.gps_lon, p.missing_since is not None, labels, caption,
+            p.gps_lat, p.gps_lon, p.missing_since is not None, labels, caption, evidence,
         )
 
 
-def all_photos(library: Library, folder: str | None = None) -> list[PhotoRow]:
-    """Present photos, newest first (date taken, then path): the browse view."""
+def all_photos(library: Library, folder: str | None = None, label: str | None = None) -> list[PhotoRow]:
+    """Present photos, newest first (date taken, then path): the browse view.
+
+    ``label``: only photos carrying that label (not rejected).
+    """
     stmt = (select(Photo.id, Photo.path).where(Photo.missing_since.is_(None))
             .order_by(Photo.taken_at.desc().nulls_last(), Photo.path))
+    if label:
+        stmt = stmt.where(Photo.id.in_(select(Label.photo_id).where(Label.label == label, Label.status != "rejected")))
     prefix = os.path.join(os.path.abspath(folder), "") if folder else None
     with library.session() as s:
         return [PhotoRow(i, p) for i, p in s.execute(stmt) if prefix is None or p.startswith(prefix)]

@@ -60,4 +60,6 @@ def test_photo_details_labels_caption_and_browse_order(library, tiny_engine, tmp
     assert d.caption == "my words"  # a hand-written caption wins
     assert all_photos(library)[0].id == pid  # newest date taken first
     assert label_counts(library) == [("dog", 1)]
+    assert [r.id for r in all_photos(library, label="dog")] == [pid]
+    assert all_photos(library, label="cat") == []  # rejected labels never filter in
     assert photo_details(library, 10**6) is None

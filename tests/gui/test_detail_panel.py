@@ -52,7 +52,7 @@ def test_shows_metadata_and_the_preview_arrives(panel, qtbot, coco_images):
     assert panel.date_label.text() == "2021-07-04 15:30:05"
     assert panel.camera_label.text() == "Canon EOS R5"
     assert panel.gps_label.text() == "48.85837, 2.29448"
-    assert panel.labels_label.text() == "dog (0.31), beach"
+    assert panel.labels_label.text() == "dog (0.31)\nbeach"
     assert panel.caption_label.text() == "A dog running on a beach."
     assert panel.score_label.text() == "0.287"
     assert panel.missing_label.isHidden()
@@ -143,3 +143,11 @@ def test_load_preview_is_upright_and_fits(tmp_path):
                                          (2_400_000, "2.4 MB"), (3 * 10**9, "3.0 GB")])
 def test_human_size(n, text):
     assert human_size(n) == text
+
+
+def test_labels_show_their_evidence(panel, coco_images):
+    evidence = {"dog": [("a wagging tail", 0.331), ("floppy or pointed ears", 0.302), ("fur", 0.29), ("x", 0.1)]}
+    panel.show_photo(_details(coco_images[0], evidence=evidence))
+    lines = panel.labels_label.text().split("\n")
+    assert lines[0] == "dog (0.31) — because: a wagging tail 0.33, floppy or pointed ears 0.30, fur 0.29"
+    assert lines[1] == "beach"  # no evidence stored: the verdict alone

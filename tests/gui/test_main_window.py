@@ -176,3 +176,25 @@ def test_download_progress_then_missing_weights_banner(qtbot, tmp_path, monkeypa
     assert "vit-b-32" in win.banner.text() and "--model ViT-B-32:" in win.banner.text()
     assert win.model_label.text() == "Model weights missing"
     controller.shutdown()
+
+
+def test_label_job_and_filtering_by_label(window, qtbot, photos):
+    from clipdesk.store.models import Label, utcnow
+
+    controller = window.controller
+    with qtbot.waitSignal(controller.index_finished, timeout=60000):
+        window.add_paths([str(photos)])
+    with qtbot.waitSignal(controller.labels_finished, timeout=120000) as done:
+        controller.run_labels()
+    assert done.args[0].labelled == 7 and not done.args[0].cancelled
+    assert "Labelled 7 photos" in window.status_label.text()
+    qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7)
+    chosen = window.grid_model.item(2)
+    with controller.library.session() as s, s.begin():
+        s.add(Label(photo_id=chosen.photo_id, label="zz-test", score=0.5, source="user", status="accepted",
+                    created_at=utcnow()))
+    window.sidebar.label_selected.emit("zz-test")
+    qtbot.waitUntil(lambda: window.grid_model.rowCount() == 1, timeout=10000)
+    assert window.grid_model.item(0).photo_id == chosen.photo_id
+    window.sidebar.folder_selected.emit("")  # "All photos" clears the label filter
+    qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7, timeout=10000)

@@ -55,6 +55,14 @@ def load_preview(path: str, side: int) -> QImage:
     return QImage(upright.tobytes("raw", "RGB"), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+def _label_line(name: str, score: float | None, evidence: list[tuple[str, float]] | None) -> str:
+    """"dog (0.31) — because: a wagging tail 0.33, floppy ears 0.30": the reason is shown, not just the verdict."""
+    line = name if score is None else f"{name} ({score:.2f})"
+    if evidence:
+        line += " — because: " + ", ".join(f"{d} {v:.2f}" for d, v in evidence[:3])
+    return line
+
+
 class _PreviewSignals(QObject):
     done = Signal(int, int, QImage)  # generation, photo id, image
     failed = Signal(int, int, str)  # generation, photo id, reason
@@ -148,7 +156,7 @@ class DetailPanel(QWidget):
         gps = None
         if details.gps_lat is not None and details.gps_lon is not None:
             gps = f"{details.gps_lat:.5f}, {details.gps_lon:.5f}"
-        labels = ", ".join(name if s is None else f"{name} ({s:.2f})" for name, s, _status in details.labels)
+        labels = "\n".join(_label_line(name, s, details.evidence.get(name)) for name, s, _status in details.labels)
         self._set("name", details.path.replace("\\", "/").rsplit("/", 1)[-1])
         self._set("path", details.path)
         self._set("dimensions", f"{details.width} × {details.height}")
