@@ -127,6 +127,8 @@ def run_size(n: int, args, tmp: Path) -> dict:
         t0 = time.perf_counter()
         exact = VectorIndex(library, MODEL_KEY, hnsw_min_size=10**12)
         load_s = time.perf_counter() - t0
+        if args.exact_only:
+            return _exact_only(n, exact, queries, fill_s, load_s, args)
         hnsw = VectorIndex(library, MODEL_KEY, hnsw_min_size=1)
         hnsw.vectors = exact.vectors  # same arrays: the load was timed once above
         assert exact.mode == "exact" and hnsw.mode == "hnsw"
@@ -154,6 +156,18 @@ def run_size(n: int, args, tmp: Path) -> dict:
                     (t_exact if vi is exact else t_hnsw).append(dt)
                     got[id(vi)] = ids
                 recalls.append(len(set(got[id(exact)].tolist()) & set(got[id(hnsw)].tolist())) / K)
+        # Filtered search (a folder or date filter): an allow-mask over 10% of the photos.
+        allow = np.random.default_rng(4).random(len(exact.vectors)) < 0.10
+        f_exact, f_hnsw, f_recalls = [], [], []
+        for i, q in enumerate(queries[: args.filtered]):
+            order = (exact, hnsw) if i % 2 == 0 else (hnsw, exact)
+            got = {}
+            for vi in order:
+                t0 = time.perf_counter()
+                ids, _ = vi.search(q, K, allow)
+                (f_exact if vi is exact else f_hnsw).append((time.perf_counter() - t0) * 1000)
+                got[id(vi)] = ids
+            f_recalls.append(len(set(got[id(exact)].tolist()) & set(got[id(hnsw)].tolist())) / K)
     finally:
         library.close()
     res = {
@@ -163,6 +177,9 @@ def run_size(n: int, args, tmp: Path) -> dict:
         "recall": statistics.mean(recalls), "recall_min": min(recalls),
         "recall_image": statistics.mean(recalls[:half]), "recall_text": statistics.mean(recalls[half:]),
         "other_build": build_meter.other, "other_query": query_meter.other,
+        "f_exact_p50": pct(f_exact, 50) if f_exact else float("nan"),
+        "f_hnsw_p50": pct(f_hnsw, 50) if f_hnsw else float("nan"),
+        "f_recall": statistics.mean(f_recalls) if f_recalls else float("nan"),
     }
     res["ratio_p50"] = res["exact_p50"] / res["hnsw_p50"]
     res["ratio_p95"] = res["exact_p95"] / res["hnsw_p95"]
@@ -177,6 +194,30 @@ def run_size(n: int, args, tmp: Path) -> dict:
           f"HNSW recall@{K} vs exact {res['recall']:.3f} (image-like {res['recall_image']:.3f}, "
           f"text-like {res['recall_text']:.3f}, worst query {res['recall_min']:.1f})"
           f"  [other processes: {query_meter.other:.2f} cores]")
+    if f_exact:
+        print(f"  filtered (allow-mask over 10% of photos, {len(f_exact)} queries): exact p50 {res['f_exact_p50']:.2f} ms, "
+              f"HNSW p50 {res['f_hnsw_p50']:.2f} ms (ratio {res['f_exact_p50'] / res['f_hnsw_p50']:.2f}x), "
+              f"HNSW recall@{K} {res['f_recall']:.3f}")
+    return res
+
+
+def _exact_only(n, exact, queries, fill_s, load_s, args) -> dict:
+    """--exact-only: the numpy path alone (no HNSW build), e.g. to recheck 1M in ~2 min."""
+    for q in queries[:5]:
+        exact.search(q, K)
+    if args.wait_quiet:
+        wait_quiet(args.wait_quiet, max_wait=60.0, quiet=True)
+    times = []
+    with CpuMeter() as meter:
+        for q in queries:
+            t0 = time.perf_counter()
+            exact.search(q, K)
+            times.append((time.perf_counter() - t0) * 1000)
+    nan = float("nan")
+    res = {"n": n, "fill_s": fill_s, "load_s": load_s, "build_s": nan, "exact_p50": pct(times, 50),
+           "exact_p95": pct(times, 95), "hnsw_p50": nan, "hnsw_p95": nan, "ratio_p50": nan, "recall": nan}
+    print(f"\n== {n:,} vectors, exact only: load {load_s:.2f} s; p50 {res['exact_p50']:.2f} ms, "
+          f"p95 {res['exact_p95']:.2f} ms  [other processes: {meter.other:.2f} cores]")
     return res
 
 
@@ -184,8 +225,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000", help="comma list of library sizes (default 10000,100000)")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--filtered", type=int, default=50, help="queries also run with a 10%% allow-mask (0: skip)")
     ap.add_argument("--wait-quiet", type=float, default=0.25, metavar="CORES",
                     help="wait (up to 60 s) before timed blocks until other processes use fewer cores (0: don't)")
+    ap.add_argument("--exact-only", action="store_true", help="skip HNSW (no build): exact latency only")
     ap.add_argument("--tmp", type=Path, default=None, help="where the temporary libraries go")
     args = ap.parse_args()
     print(machine_line())
