@@ -188,7 +188,7 @@ def _list_labelled(args) -> int:
         keep.append((pid, path, scores[pid]))
     keep.sort(key=lambda r: (-r[2], r[0]))
     shown = keep[: args.top] if not args.all else keep
-    data = {"label": canonical, "count": len(keep),
+    data = {"label": canonical, "count": len(keep), "query": "", "no_good_match": not keep,
             "results": [{"id": pid, "path": path, "score": round(score, 4)} for pid, path, score in shown]}
     human = [f"{score:6.3f}  {path}" for _, path, score in shown]
     human.append(f"{len(keep)} photos labelled '{canonical}'" + (f"; showing {len(shown)} (-k N or --all for more)."
