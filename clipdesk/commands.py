@@ -197,11 +197,17 @@ def _image_term(searcher, ref: str, weight: float = 1.0):
     return Term("file", os.path.abspath(ref), weight)
 
 
-def _run_query(args, searcher, engine, terms, query_text: str) -> int:
+def _run_query(args, searcher, engine, terms, query_text: str, photo_ids=None) -> int:
+    """``photo_ids``: restrict the search to these photos (e.g. those with a label)."""
+    from dataclasses import replace
+
     from clipdesk.imageio import ImageReadError
 
+    filters = _filters(args)
+    if photo_ids is not None:
+        filters = replace(filters, photo_ids=frozenset(int(i) for i in photo_ids))
     try:
-        result = searcher.search(terms, k=args.top, filters=_filters(args), min_score=args.min_score,
+        result = searcher.search(terms, k=args.top, filters=filters, min_score=args.min_score,
                                  show_all=args.all)
     except (ImageReadError, OSError) as exc:
         raise QueryError(f"Cannot read the query image: {exc}") from None

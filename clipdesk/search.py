@@ -57,9 +57,10 @@ class Filters:
     date_from: datetime | None = None
     date_to: datetime | None = None
     types: tuple[str, ...] = ()  # Pillow format names or extensions, case-insensitive
+    photo_ids: frozenset[int] | None = None  # e.g. the photos carrying a label
 
     def active(self) -> bool:
-        return bool(self.folder or self.date_from or self.date_to or self.types)
+        return bool(self.folder or self.date_from or self.date_to or self.types or self.photo_ids is not None)
 
 
 @dataclass
@@ -211,26 +212,33 @@ class Searcher:
         return allow
 
     def _filtered_ids(self, f: Filters) -> np.ndarray:
-        stmt = select(Photo.id, Photo.path, Photo.format).where(Photo.missing_since.is_(None))
-        if f.date_from:
-            stmt = stmt.where(Photo.taken_at >= f.date_from)
-        if f.date_to:
-            stmt = stmt.where(Photo.taken_at <= f.date_to)
-        prefix = os.path.join(os.path.abspath(f.folder), "") if f.folder else None
-        types = {t.lower().lstrip(".") for t in f.types}
-        types |= {"jpeg" for t in types if t in ("jpg", "jpe")}
-        keep = []
-        with self.library.session() as s:
-            for pid, path, fmt in s.execute(stmt):
-                if prefix and not path.startswith(prefix):
-                    continue
-                if types and fmt.lower() not in types and os.path.splitext(path)[1].lower().lstrip(".") not in types:
-                    continue
-                keep.append(pid)
-        return np.asarray(keep, np.int64)
+        return filter_photo_ids(self.library, f)
 
     def _paths(self, ids: np.ndarray) -> dict[int, str]:
         if len(ids) == 0:
             return {}
         with self.library.session() as s:
             return dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_([int(i) for i in ids]))).all())
+
+
+def filter_photo_ids(library: Library, f: Filters) -> np.ndarray:
+    """Ids of present photos that pass ``f`` (folder, dates taken, types, id set)."""
+    stmt = select(Photo.id, Photo.path, Photo.format).where(Photo.missing_since.is_(None))
+    if f.date_from:
+        stmt = stmt.where(Photo.taken_at >= f.date_from)
+    if f.date_to:
+        stmt = stmt.where(Photo.taken_at <= f.date_to)
+    prefix = os.path.join(os.path.abspath(f.folder), "") if f.folder else None
+    types = {t.lower().lstrip(".") for t in f.types}
+    types |= {"jpeg" for t in types if t in ("jpg", "jpe")}
+    keep = []
+    with library.session() as s:
+        for pid, path, fmt in s.execute(stmt):
+            if f.photo_ids is not None and pid not in f.photo_ids:
+                continue
+            if prefix and not path.startswith(prefix):
+                continue
+            if types and fmt.lower() not in types and os.path.splitext(path)[1].lower().lstrip(".") not in types:
+                continue
+            keep.append(pid)
+    return np.asarray(keep, np.int64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 # Imported by the parser on every ``clipdesk`` start: numpy, SQLAlchemy and
@@ -139,7 +138,6 @@ def labelled_photo_ids(lib, name: str):
 
 def search_with_label(args) -> int:
     """``search --label NAME [query]``: the query's results among the label's photos, or all of them."""
-    import numpy as np
 
     from clipdesk import commands
     from clipdesk.search import parse_text_query
@@ -151,41 +149,25 @@ def search_with_label(args) -> int:
     searcher, engine = commands._searcher(args)  # noqa: SLF001
     terms += [commands._image_term(searcher, ref) for ref in args.image]  # noqa: SLF001
     _, ids, _ = labelled_photo_ids(searcher.library, args.label)
-    base = searcher._allow_mask  # noqa: SLF001
-
-    def allow(terms, filters):
-        keep = np.isin(searcher.index.vectors.ids, ids)
-        mask = base(terms, filters)
-        return keep if mask is None else mask & keep
-
-    searcher._allow_mask = allow  # noqa: SLF001 - one more filter, for this query only
-    return commands._run_query(args, searcher, engine, terms, " ".join([text, *args.image]).strip())  # noqa: SLF001
+    query = " ".join([text, *args.image]).strip()
+    return commands._run_query(args, searcher, engine, terms, query, photo_ids=ids)  # noqa: SLF001
 
 
 def _list_labelled(args) -> int:
+    from dataclasses import replace
+
     from sqlalchemy import select
 
     from clipdesk import commands
+    from clipdesk.search import filter_photo_ids
     from clipdesk.store.models import Photo
 
     lib = commands._library(args)  # noqa: SLF001
     canonical, ids, scores = labelled_photo_ids(lib, args.label)
+    passing = filter_photo_ids(lib, replace(commands._filters(args), photo_ids=frozenset(ids.tolist())))  # noqa: SLF001
     with lib.session() as s:
-        stmt = select(Photo.id, Photo.path, Photo.format, Photo.taken_at).where(Photo.id.in_(ids.tolist()))
-        rows = s.execute(stmt).all()
-    prefix = os.path.join(os.path.abspath(args.folder), "") if args.folder else None
-    types = {t.strip().lower().lstrip(".") for t in args.types.split(",") if t.strip()}
-    types |= {"jpeg" for t in types if t in ("jpg", "jpe")}
-    keep = []
-    for pid, path, fmt, taken in rows:
-        if prefix and not path.startswith(prefix):
-            continue
-        if types and fmt.lower() not in types and os.path.splitext(path)[1].lower().lstrip(".") not in types:
-            continue
-        if (args.date_from and (taken is None or taken < args.date_from)) or \
-                (args.date_to and (taken is None or taken > args.date_to)):
-            continue
-        keep.append((pid, path, scores[pid]))
+        paths = dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_(passing.tolist()))).all())
+    keep = [(pid, paths[pid], scores[pid]) for pid in passing.tolist()]
     keep.sort(key=lambda r: (-r[2], r[0]))
     shown = keep[: args.top] if not args.all else keep
     data = {"label": canonical, "count": len(keep), "query": "", "no_good_match": not keep,

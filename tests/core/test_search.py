@@ -186,3 +186,11 @@ def test_hnsw_and_exact_agree(library, photos):
     assert result.mode == "hnsw" and exact.mode == "exact"
     assert paths(result) == paths(exact)
     np.testing.assert_allclose([h.score for h in result.hits], [h.score for h in exact.hits], atol=1e-5)
+
+
+def test_photo_id_filter_restricts_results(library, photos):
+    s = searcher(library, beach=axis(BEACH))
+    only = frozenset({photos["dog.jpg"], photos["beach_crowd.jpg"]})
+    result = s.search(parse_text_query("beach"), k=10, filters=Filters(photo_ids=only), show_all=True)
+    assert paths(result) == ["beach_crowd.jpg", "dog.jpg"]
+    assert s.search(parse_text_query("beach"), k=10, filters=Filters(photo_ids=frozenset())).hits == []
