@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401 - sets up sys.path
-from _common import coco_images, machine_line, make_12mp_set, mean_mb
+from _common import CpuMeter, coco_images, machine_line, make_12mp_set, mean_mb, wait_quiet
 from PIL import Image, ImageOps
 
 from clipdesk.imageio import read_photo, to_rgb
@@ -79,6 +79,8 @@ def run_set(label: str, paths: list[Path], rounds: int) -> dict[str, float]:
         for name in names:
             MODES[name](path, data)
     per_round: list[dict[str, float]] = []
+    wait_quiet(0.25, max_wait=120.0)
+    meter = CpuMeter().__enter__()
     for r in range(rounds):
         totals = dict.fromkeys(names, 0.0)
         for i, (path, data) in enumerate(zip(paths, blobs, strict=True)):
@@ -95,8 +97,9 @@ def run_set(label: str, paths: list[Path], rounds: int) -> dict[str, float]:
     def ratios(a: str, b: str) -> list[float]:
         return [rd[a] / rd[b] for rd in per_round]
 
+    meter.__exit__(None, None, None)
     print(f"\n== {label}: {len(paths)} files, {size[0]}x{size[1]}, mean {mean_mb(paths):.2f} MB, "
-          f"{rounds} rounds (ms/img = median over rounds)")
+          f"{rounds} rounds (ms/img = median over rounds)  [other processes: {meter.other:.2f} cores]")
     for name in names:
         print(f"  {name:<16} {med(name):8.1f} ms/img")
     out = {}
