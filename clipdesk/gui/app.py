@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -60,9 +59,7 @@ def launch(args):
                                                       else library_dir())
     log_path = library_dir(root) / "clipdesk.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path)
-    logging.getLogger().addHandler(handler)
-    uninstall_hooks = install_excepthooks(log_path)
+    uninstall_hooks = install_excepthooks(log_path)  # also logs clipdesk's messages to the file
     controller = LibraryController(root, model=args.model or settings.model_spec or None,
                                    device=args.device if args.device != "auto" else settings.model_device,
                                    config=settings.core_config())
@@ -78,7 +75,5 @@ def launch(args):
         window.close()
         controller.shutdown()
         uninstall_hooks()
-        logging.getLogger().removeHandler(handler)
-        handler.close()
 
     return window, close

@@ -103,6 +103,10 @@ def install_excepthooks(log_path: Path) -> Callable[[], None]:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
     root = logging.getLogger("clipdesk")
     root.addHandler(handler)
+    # The app's log must work whatever the process configured before (the
+    # CLI silences the root logger), so this logger gets its own level.
+    previous_level = root.level
+    root.setLevel(logging.INFO)
     relay = _Relay()
     previous_sys, previous_thread = sys.excepthook, threading.excepthook
     _log_path = log_path
@@ -139,6 +143,7 @@ def install_excepthooks(log_path: Path) -> Callable[[], None]:
         if threading.excepthook is thread_hook:
             threading.excepthook = previous_thread
         root.removeHandler(handler)
+        root.setLevel(previous_level)
         handler.close()
         relay.deleteLater()
         _log_path = None
