@@ -208,11 +208,8 @@ class Searcher:
         ids = self.index.vectors.ids
         allow = ~np.isin(ids, np.fromiter(exclude, np.int64, len(exclude)))
         if filters is not None and filters.active():
-            allow &= np.isin(ids, self._filtered_ids(filters))
+            allow &= np.isin(ids, filter_photo_ids(self.library, filters))
         return allow
-
-    def _filtered_ids(self, f: Filters) -> np.ndarray:
-        return filter_photo_ids(self.library, f)
 
     def _paths(self, ids: np.ndarray) -> dict[int, str]:
         if len(ids) == 0:
