@@ -16,10 +16,8 @@ from clipdesk.errors import NotIndexed, QueryError
 from clipdesk.jobs import CancelToken, Progress
 from clipdesk.labels.eval_cli import cmd_eval  # noqa: F401 - dispatched as cmd_<command>
 from clipdesk.paths import library_dir, models_dir
-from clipdesk.store.db import Library
+from clipdesk.store.db import MODEL_META, Library
 from clipdesk.store.models import Embedding, Folder, Photo, ScanError
-
-MODEL_META = "model_spec"
 
 
 def _library(args) -> Library:

@@ -19,11 +19,10 @@ from clipdesk.engine.registry import resolve
 from clipdesk.errors import ClipdeskError
 from clipdesk.gui.workers import FunctionWorker, IndexWorker, single_lane
 from clipdesk.search import Filters, Searcher, Term
-from clipdesk.store.db import Library
+from clipdesk.store.db import MODEL_META, Library
 from clipdesk.store.queries import folder_summaries
 
 log = logging.getLogger(__name__)
-MODEL_META = "model_spec"  # shared with the CLI: the library remembers its model
 
 
 @dataclass

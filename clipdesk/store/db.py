@@ -17,6 +17,8 @@ from clipdesk.paths import DB_NAME, LIBRARY_MARKER
 from clipdesk.store.models import Meta
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# Meta key: the ``--model`` text the library was last indexed with (CLI and app share it).
+MODEL_META = "model_spec"
 _MARKER_TEXT = "This folder is a clipdesk library. clipdesk never indexes folders holding this file.\n"
 
 
