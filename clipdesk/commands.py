@@ -90,23 +90,23 @@ def _sigint_cancels(token: CancelToken):
 
 
 class _Bar:
-    """tqdm on an interactive stderr; silent otherwise."""
+    """tqdm on an interactive stderr, for one phase of a job; silent otherwise."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, phase: str = "indexing") -> None:
         self.enabled = enabled and sys.stderr.isatty()
+        self.phase = phase
         self.bar = None
 
     def __call__(self, p: Progress) -> None:
-        if not self.enabled:
+        if not self.enabled or p.phase != self.phase:
             return
         from tqdm import tqdm
 
-        if p.phase != "indexing":
-            return
         if self.bar is None:
-            self.bar = tqdm(total=p.total, unit="photo", desc="indexing", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=p.total, unit="photo", desc=self.phase, file=sys.stderr, dynamic_ncols=True)
         self.bar.update(p.done - self.bar.n)
-        self.bar.set_postfix(errors=p.errors, refresh=False)
+        if p.errors:
+            self.bar.set_postfix(errors=p.errors, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -18,6 +18,15 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     run.add_argument("--margin", type=float, help="how far a label must beat the generic 'a photo' prompts")
     run.add_argument("--z", type=float, help="how many spreads above the library's usual score for a label")
     actions.add_parser("list", parents=[common], help="labels in the library with photo counts")
+    for verb, text in (("accept", "confirm a label on a photo"),
+                       ("reject", "say a label is wrong for a photo: it never comes back there")):
+        fb = actions.add_parser(verb, parents=[common], help=text)
+        fb.add_argument("photo", metavar="ID_OR_FILE")
+        fb.add_argument("label_name", metavar="LABEL")
+    xmp = actions.add_parser("export-xmp", parents=[common],
+                             help="write labels (and captions) to XMP sidecars next to the photos (name.ext.xmp)")
+    xmp.add_argument("photos", nargs="*", metavar="ID_OR_FILE", help="photos to export (default: all labelled)")
+    xmp.add_argument("--force", action="store_true", help="merge into sidecars written by other tools too")
 
 
 def add_search_option(p: argparse.ArgumentParser) -> None:
@@ -30,7 +39,77 @@ def cmd_label(args) -> int:
     lib = commands._library(args)  # noqa: SLF001 - the CLI's shared helpers
     if args.label_command == "list":
         return _list(args, lib)
+    if args.label_command in ("accept", "reject"):
+        return _feedback(args, lib)
+    if args.label_command == "export-xmp":
+        return _export_xmp(args, lib)
     return _run(args, lib)
+
+
+def _photo_id(lib, ref: str) -> int:
+    import os
+
+    from sqlalchemy import select
+
+    from clipdesk.errors import QueryError
+    from clipdesk.store.models import Photo
+
+    with lib.session() as s:
+        if ref.isdigit():
+            found = s.scalar(select(Photo.id).where(Photo.id == int(ref)))
+        else:
+            found = s.scalar(select(Photo.id).where(Photo.path == os.path.abspath(ref)))
+    if found is None:
+        raise QueryError(f"No photo {ref!r} in this library.")
+    return found
+
+
+def _feedback(args, lib) -> int:
+    from clipdesk import commands
+    from clipdesk.labels.feedback import set_feedback
+
+    label = _vocabulary(lib).get(args.label_name)
+    name = label.name if label is not None else args.label_name.strip().lower()
+    accepted = args.label_command == "accept"
+    photo_id = _photo_id(lib, args.photo)
+    row = set_feedback(lib, photo_id, name, accepted)
+    commands._emit(args, {"photo": photo_id, "label": name, "status": row.status},  # noqa: SLF001
+                   [f"{'Accepted' if accepted else 'Rejected'} '{name}' on photo {photo_id}."])
+    return 0
+
+
+def _export_xmp(args, lib) -> int:
+    from sqlalchemy import select
+
+    from clipdesk import commands
+    from clipdesk.labels.xmp import SidecarConflict, write_sidecar
+    from clipdesk.store.models import Caption, Label, Photo
+
+    vocabulary = _vocabulary(lib)
+    wanted = {_photo_id(lib, ref) for ref in args.photos}
+    written, skipped = [], []
+    with lib.session() as s:
+        rows = s.execute(select(Photo.id, Photo.path, Label.label).join(Label, Label.photo_id == Photo.id)
+                         .where(Label.status != "rejected", Photo.missing_since.is_(None))).all()
+        captions = dict(s.execute(select(Caption.photo_id, Caption.text)
+                                  .order_by((Caption.source == "user").asc())).all())  # user caption wins
+    by_photo: dict[int, tuple[str, list[str]]] = {}
+    for pid, path, name in rows:
+        if not wanted or pid in wanted:
+            by_photo.setdefault(pid, (path, []))[1].append(name)
+    for pid, (path, names) in sorted(by_photo.items()):
+        hierarchical = []
+        for name in names:
+            label = vocabulary.get(name)
+            hierarchical.append(label.path.replace("/", "|") if label is not None else name)
+        try:
+            written.append(str(write_sidecar(path, names, captions.get(pid), hierarchical, force=args.force)))
+        except SidecarConflict as exc:
+            skipped.append(str(exc))
+    human = [f"Wrote {len(written)} sidecars (the photos themselves are never modified)."]
+    human += [f"skipped: {reason}" for reason in skipped]
+    commands._emit(args, {"written": written, "skipped": skipped}, human)  # noqa: SLF001
+    return 0
 
 
 def _vocabulary(lib):
@@ -58,7 +137,7 @@ def _run(args, lib) -> int:
     if not len(vocabulary):
         raise QueryError("The label vocabulary is empty: add labels to labels.yaml in the library folder.")
     token = CancelToken()
-    bar = _Bar(not args.json)
+    bar = commands._Bar(not args.json, phase="labelling")  # noqa: SLF001
     with commands._sigint_cancels(token):  # noqa: SLF001
         try:
             report = label_library(lib, engine, vocabulary, bar, token, batch=max(1, args.batch_size),
@@ -95,25 +174,6 @@ def _list(args, lib) -> int:
              for e in counts] or ["No labels yet. Run: clipdesk label run"]
     commands._emit(args, data, human)  # noqa: SLF001
     return 0
-
-
-class _Bar:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.bar = None
-
-    def __call__(self, p) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(total=p.total, unit="photo", desc="labelling", file=sys.stderr, dynamic_ncols=True)
-        self.bar.update(p.done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # -- search --label ---------------------------------------------------------------------

@@ -70,3 +70,30 @@ def test_label_run_without_index_fails_cleanly(tmp_path):
     proc = run_cli(tmp_path / "empty", "label", "run", env=cli_env(tmp_path / "models"))
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
     assert "clipdesk index" in proc.stderr
+
+
+def test_accept_reject_and_xmp_export(indexed, tmp_path):
+    import hashlib
+    import xml.etree.ElementTree as ET
+
+    library, env = indexed
+    photos = sorted((tmp_path / "photos").glob("*.jpg"))
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in photos}
+    first = query_db(library, "SELECT id, path FROM photos ORDER BY id")[0]
+    assert ok_json(run_cli(library, "label", "accept", str(first[0]), "Puppy", "--json", env=env))["label"] == "dog"
+    assert ok_json(run_cli(library, "label", "reject", first[1], "cat", "--json", env=env))["status"] == "rejected"
+    # A later auto run keeps the user's decisions.
+    ok_json(run_cli(library, "label", "run", "--json", "--margin", "-2", "--z", "-1000", env=env))
+    statuses = dict(query_db(library, "SELECT label, status FROM labels WHERE photo_id = ? AND label IN ('dog', 'cat')",
+                             (first[0],)))
+    assert statuses == {"dog": "accepted", "cat": "rejected"}
+
+    out = ok_json(run_cli(library, "label", "export-xmp", str(first[0]), "--json", env=env))
+    (sidecar,) = out["written"]
+    assert sidecar == first[1] + ".xmp"
+    text = Path(sidecar).read_text()
+    root = ET.fromstring(text)
+    subjects = [li.text for li in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li")]
+    assert "dog" in subjects and "cat" not in subjects and "animal|dog" in subjects
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in photos} == before  # photos untouched
+    assert len(list((tmp_path / "photos").glob("*.xmp"))) == 1  # only what was asked
