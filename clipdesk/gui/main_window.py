@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self._search_started = 0.0
         self._browse_folder = ""
         self._browse_label = ""
+        self._browse_generation = 0
         self._indexing_roots: list[str] = []
         self._build()
         self._connect()
@@ -295,12 +296,15 @@ class MainWindow(QMainWindow):
         if folder is not None:
             self._browse_folder = folder
         self._last_request = None
+        self._browse_generation += 1  # results of any earlier browse are stale now
+        generation = self._browse_generation
         folder, label = self._browse_folder or None, self._browse_label or None
-        self._background(lambda: all_photos(self.controller.library, folder, label), self._show_browse)
+        self._background(lambda: all_photos(self.controller.library, folder, label),
+                         lambda rows: self._show_browse(rows, generation))
 
-    def _show_browse(self, rows) -> None:
-        if self._last_request is not None:
-            return  # a search started meanwhile
+    def _show_browse(self, rows, generation: int) -> None:
+        if self._last_request is not None or generation != self._browse_generation:
+            return  # a search or another browse started meanwhile
         self.grid_model.set_items([ResultItem(r.id, r.path) for r in rows])
         if rows or self.controller.indexing:
             self.pages.setCurrentIndex(PAGE_GRID)
@@ -310,13 +314,14 @@ class MainWindow(QMainWindow):
 
     def _append_new_photos(self) -> None:
         folder, label = self._browse_folder or None, self._browse_label or None
+        generation = self._browse_generation
 
         def fetch():
             return all_photos(self.controller.library, folder, label)
 
         def apply(rows):
-            if self._last_request is not None:
-                return
+            if self._last_request is not None or generation != self._browse_generation:
+                return  # the view changed (a search, another folder or label) while this ran
             new = [ResultItem(r.id, r.path) for r in rows if self.grid_model.row_of(r.id) is None]
             if new:
                 self.grid_model.append_items(new)
