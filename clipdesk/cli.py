@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", parents=[common], help="add folders (or files) and index new and changed photos")
     ix.add_argument("paths", nargs="+", metavar="PATH")
     ix.add_argument("--batch-size", type=_positive_int, default=32)
-    ix.add_argument("--workers", type=int, default=-1, help="decode processes (default: CPU count - 1; 0: inline)")
+    ix.add_argument("--workers", type=int, default=-1, help="decode processes (default: CPU count - 1, at least 2; 0: inline)")
 
     se = sub.add_parser("search", parents=[common], help="search by text (and optionally images)")
     se.add_argument("text", nargs="*", help="query: words, -negative, +\"phrase\", term:weight")

@@ -11,8 +11,10 @@ DEFAULT_HNSW_MIN_SIZE = 300_000
 
 
 def default_decode_workers() -> int:
-    # One core stays with inference; decode overlaps it in the others.
-    return max(1, (os.cpu_count() or 2) - 1)
+    # Leave a core to inference, but never fewer than two workers: on 2 cores two
+    # workers keep the model fed better than one (bench/index_throughput.py:
+    # 0.94 vs 0.89 on small photos, 0.74-0.85 vs 0.65 on 12 MP ones).
+    return max(2, (os.cpu_count() or 2) - 1)
 
 
 @dataclass
