@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from clipdesk.labels.eval_cli import cmd_eval  # noqa: F401 - dispatched as cmd_
 from clipdesk.paths import library_dir, models_dir
 from clipdesk.store.db import MODEL_META, Library
 from clipdesk.store.models import Embedding, Folder, Photo, ScanError
+from clipdesk.store.queries import find_photo
 
 
 def _library(args) -> Library:
@@ -33,12 +33,13 @@ def _engine(args, lib: Library, batch_size: int = 32):
     return ClipEngine(spec, device=args.device, batch_size=batch_size)
 
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def _check_device(device: str) -> None:
     """A bad ``--device`` is a usage error, not a missing model (the engine cannot tell them apart)."""
-    if not _DEVICE.match(device):
+    from clipdesk.engine.clip import DEVICE_PATTERN
+
+    if not DEVICE_PATTERN.match(device):
         raise QueryError(f"Unknown device '{device}': use auto, cpu, cuda, cuda:N or mps.")
     if device in ("auto", "cpu"):
         return  # nothing to check; and 'similar ID' never needs torch
@@ -185,7 +186,7 @@ def _filters(args):
 def _image_term(searcher, ref: str, weight: float = 1.0):
     from clipdesk.search import Term
 
-    photo_id = searcher.photo_id_for(ref)
+    photo_id = find_photo(searcher.library, ref)
     if photo_id is not None:
         return Term("photo", photo_id, weight)
     if ref.isdigit() and not os.path.exists(ref):

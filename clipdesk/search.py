@@ -139,13 +139,6 @@ class Searcher:
         considered = len(vectors) if allow is None else int(allow.sum())
         return SearchResult(hits, not any(relevant), self.index.mode, considered, terms)
 
-    def photo_id_for(self, ref: str) -> int | None:
-        """A library photo by id (digits) or by path."""
-        with self.library.session() as s:
-            if ref.isdigit():
-                return s.scalar(select(Photo.id).where(Photo.id == int(ref)))
-            return s.scalar(select(Photo.id).where(Photo.path == os.path.abspath(ref)))
-
     # -- internals ---------------------------------------------------------------
 
     def _query_vector(self, terms: list[Term]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -28,6 +29,10 @@ class InputSpec:
 
     size: int
     squash: bool  # resize the whole frame (SigLIP) instead of centre-cropping
+
+
+# What --device and the settings accept.
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def pick_device(requested: str = "auto") -> str:

@@ -40,7 +40,7 @@ from clipdesk.gui.views.thumbnail_grid import ThumbnailGrid
 from clipdesk.gui.workers import FunctionWorker
 from clipdesk.imageio import is_supported
 from clipdesk.search import Term, parse_text_query
-from clipdesk.store.queries import all_photos, folder_summaries, label_counts, photo_details, remove_folder
+from clipdesk.store.queries import all_photos, find_photo, folder_summaries, label_counts, photo_details, remove_folder
 from clipdesk.thumbs import thumbnail_cache_dir
 
 PAGE_DROP, PAGE_GRID, PAGE_NO_MATCH = range(3)
@@ -345,12 +345,7 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Searching for {label}…")
 
     def _image_term(self, path: str) -> Term:
-        from sqlalchemy import select
-
-        from clipdesk.store.models import Photo
-
-        with self.controller.library.session() as s:
-            photo_id = s.scalar(select(Photo.id).where(Photo.path == os.path.abspath(path)))
+        photo_id = find_photo(self.controller.library, path) if not path.isdigit() else None
         return Term("photo", photo_id) if photo_id is not None else Term("file", path)
 
     def _on_search_finished(self, request_id: int, result) -> None:

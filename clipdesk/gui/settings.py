@@ -11,13 +11,13 @@ Core never reads QSettings: it gets a ``CoreConfig`` from ``core_config()``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
 from clipdesk.config import CoreConfig
+from clipdesk.engine.clip import DEVICE_PATTERN
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ REGISTRY: dict[str, Setting] = {
     )
 }
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 class _Key:
@@ -162,5 +161,5 @@ class Settings:
         device = self.get("model/device").strip().lower()
         return CoreConfig(
             model=self.get("model/spec").strip() or None,
-            device=device if _DEVICE.match(device) else "auto",
+            device=device if DEVICE_PATTERN.match(device) else "auto",
         )

@@ -47,18 +47,10 @@ def cmd_label(args) -> int:
 
 
 def _photo_id(lib, ref: str) -> int:
-    import os
-
-    from sqlalchemy import select
-
     from clipdesk.errors import QueryError
-    from clipdesk.store.models import Photo
+    from clipdesk.store.queries import find_photo
 
-    with lib.session() as s:
-        if ref.isdigit():
-            found = s.scalar(select(Photo.id).where(Photo.id == int(ref)))
-        else:
-            found = s.scalar(select(Photo.id).where(Photo.path == os.path.abspath(ref)))
+    found = find_photo(lib, ref)
     if found is None:
         raise QueryError(f"No photo {ref!r} in this library.")
     return found

@@ -56,6 +56,14 @@ class PhotoRow:
     path: str
 
 
+def find_photo(library: Library, ref: str) -> int | None:
+    """A library photo's id from its id (digits) or its file path; None if not there."""
+    with library.session() as s:
+        if ref.isdigit():
+            return s.scalar(select(Photo.id).where(Photo.id == int(ref)))
+        return s.scalar(select(Photo.id).where(Photo.path == os.path.abspath(ref)))
+
+
 def folder_summaries(library: Library, model_key: str | None) -> list[FolderSummary]:
     """Library folders with present-photo and embedded counts."""
     with library.session() as s:
