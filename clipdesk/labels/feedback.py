@@ -56,6 +56,8 @@ class LabelProbe:
     lr: float = 0.5
     w: np.ndarray | None = None
     b: float = 0.0
+    positives: int = 0
+    negatives: int = 0
 
     def __post_init__(self) -> None:
         self.prior = np.asarray(self.prior, np.float64)
@@ -76,11 +78,15 @@ class LabelProbe:
             w -= self.lr * gw
             b -= self.lr * gb
         self.w, self.b = w, b
+        self.positives, self.negatives = len(positives), len(negatives)
         return self
+
+    def logit(self, vectors: np.ndarray) -> np.ndarray:
+        """``x @ w + b`` of a fitted probe: positive means the label applies."""
+        return np.asarray(vectors, np.float64) @ self.w + self.b
 
     def score(self, vectors: np.ndarray) -> np.ndarray:
         """Probability-like scores; before ``fit``, the prior's cosine similarity."""
-        vectors = np.asarray(vectors, np.float64)
         if self.w is None:
-            return vectors @ self.prior
-        return 1 / (1 + np.exp(-(vectors @ self.w + self.b)))
+            return np.asarray(vectors, np.float64) @ self.prior
+        return 1 / (1 + np.exp(-self.logit(vectors)))

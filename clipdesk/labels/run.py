@@ -7,26 +7,35 @@ newest embedding time seen, so a re-embedded photo is labelled again. A
 changed vocabulary starts over; stale auto proposals are then removed.
 Rows the user touched (``source="user"``, ``accepted``, ``rejected``) are
 never changed, and a rejected label is never proposed again.
+
+A label with at least ``MIN_FEEDBACK`` accepted and as many rejected photos
+is decided by a ``LabelProbe`` fitted on their stored vectors. The state
+keeps a digest of each probe's examples: when the user's answers for a label
+change, the next run re-decides that label on every photo already done
+(vectors only, no re-embedding), and leaves the other labels alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, func, select
 
 from clipdesk.jobs import CancelToken, Progress, ProgressCallback, no_progress
-from clipdesk.labels.scoring import DEFAULT_MARGIN, DEFAULT_Z, DescriptorBank, TextEncoder
+from clipdesk.labels.feedback import LabelProbe
+from clipdesk.labels.scoring import DEFAULT_MARGIN, DEFAULT_Z, DescriptorBank, LabelStats, TextEncoder
 from clipdesk.labels.vocab import Vocabulary
 from clipdesk.store.db import Library
 from clipdesk.store.models import Embedding, Label, Meta, Photo
-from clipdesk.store.vectors import load_vectors
+from clipdesk.store.vectors import VectorSet, load_vectors
 
 STATE_PREFIX = "labels_state:"
+# Accepted and rejected photos a label needs (each) before its probe replaces the descriptors.
+MIN_FEEDBACK = 3
 
 
 @dataclass
@@ -38,7 +47,53 @@ class LabelReport:
     proposed: int = 0  # auto rows added or refreshed
     removed: int = 0  # stale auto proposals deleted
     kept: int = 0  # fired labels left alone because the user decided them
+    learned: list[str] = field(default_factory=list)  # labels decided by a probe
+    relearned: list[str] = field(default_factory=list)  # of those (or dropped), re-decided on every photo
     cancelled: bool = False
+
+
+@dataclass
+class Labeller:
+    """Everything needed to label the library's photos, built once per run."""
+
+    vectors: VectorSet
+    bank: DescriptorBank
+    stats: LabelStats | None
+    probes: dict[str, LabelProbe]
+    digests: dict[str, str]  # label -> digest of its feedback examples
+
+    def score(self, rows):
+        return self.bank.score(self.vectors.matrix[rows], self.stats, self.probes)
+
+
+def prepare(library: Library, engine: TextEncoder, vocabulary: Vocabulary,
+            margin: float = DEFAULT_MARGIN, z: float = DEFAULT_Z) -> Labeller:
+    vectors = load_vectors(library, engine.key)
+    bank = DescriptorBank(engine, vocabulary, cache_dir(library), margin=margin, z=z)
+    stats = bank.calibrate(vectors.matrix) if len(vectors) else None
+    probes, digests = fit_probes(library, bank, vectors)
+    return Labeller(vectors, bank, stats, probes, digests)
+
+
+def fit_probes(library: Library, bank: DescriptorBank, vectors: VectorSet) -> tuple[dict, dict]:
+    """A probe per label with enough feedback on photos embedded with this model."""
+    row_of = {pid: i for i, pid in enumerate(vectors.ids.tolist())}
+    with library.session() as s:
+        rows = s.execute(select(Label.label, Label.photo_id, Label.status)
+                         .where(Label.status.in_(("accepted", "rejected")))).all()
+    examples: dict[str, tuple[list[int], list[int]]] = {}
+    for name, pid, status in rows:
+        if pid in row_of and name in bank.names:
+            examples.setdefault(name, ([], []))[status == "rejected"].append(pid)
+    probes, digests = {}, {}
+    for name, (pos, neg) in sorted(examples.items()):
+        if len(pos) < MIN_FEEDBACK or len(neg) < MIN_FEEDBACK:
+            continue
+        pos, neg = sorted(pos), sorted(neg)
+        probes[name] = LabelProbe(bank.prior(name)).fit(vectors.matrix[[row_of[p] for p in pos]],
+                                                        vectors.matrix[[row_of[p] for p in neg]])
+        digests[name] = hashlib.sha256(json.dumps([pos, neg]).encode()).hexdigest()[:16]
+    return probes, digests
 
 
 def cache_dir(library: Library) -> Path:
@@ -56,40 +111,54 @@ def label_library(library: Library, engine: TextEncoder, vocabulary: Vocabulary,
     """Propose labels for every present photo embedded with ``engine.key``."""
     cancel = cancel or CancelToken()
     report = LabelReport()
-    vectors = load_vectors(library, engine.key)
+    lab = prepare(library, engine, vocabulary, margin, z)
+    vectors = lab.vectors
     report.photos = len(vectors)
-    bank = DescriptorBank(engine, vocabulary, cache_dir(library), margin=margin, z=z)
-    stats = bank.calibrate(vectors.matrix) if len(vectors) else None
-    state = _start(library, engine.key, run_hash(bank))
+    report.learned = sorted(lab.probes)
+    state = _start(library, engine.key, run_hash(lab.bank))
     done = state["done"]
-    todo_rows = [i for i, pid in enumerate(vectors.ids.tolist()) if pid not in done]
+    old = state.get("probes", {})
+    report.relearned = sorted(n for n in set(old) | set(lab.digests) if old.get(n) != lab.digests.get(n))
+    all_ids = vectors.ids.tolist()
+    todo_rows = [i for i, pid in enumerate(all_ids) if pid not in done]
+    # Photos done before whose taught labels must be re-decided: the second pass.
+    redo_rows = [i for i, pid in enumerate(all_ids) if pid in done] if report.relearned else []
     report.todo = len(todo_rows)
-    progress(Progress("labelling", 0, report.todo))
-    for start in range(0, len(todo_rows), batch):
-        if cancel.checkpoint():
-            report.cancelled = True
-            break
-        rows = np.asarray(todo_rows[start:start + batch])
-        ids = vectors.ids[rows].tolist()
-        scores = bank.score(vectors.matrix[rows], stats)
-        with library.session() as s, s.begin():
-            _write_batch(s, ids, scores, engine.key, report)
-            done.update(ids)
-            state["done"] = done
-            s.merge(Meta(key=STATE_PREFIX + engine.key, value=_dump(state)))
-        report.labelled += len(ids)
-        progress(Progress("labelling", report.labelled, report.todo))
+    total = len(todo_rows) + len(redo_rows)
+    progress(Progress("labelling", 0, total))
+    passes = ((todo_rows, None), (redo_rows, set(report.relearned)))
+    finished = 0
+    for rows_list, only in passes:
+        for start in range(0, len(rows_list), batch):
+            if cancel.checkpoint():
+                report.cancelled = True
+                return report  # the probes' digests are not saved: the next run re-decides them
+            rows = np.asarray(rows_list[start:start + batch])
+            ids = vectors.ids[rows].tolist()
+            with library.session() as s, s.begin():
+                _write_batch(s, ids, lab.score(rows), engine.key, report, only)
+                done.update(ids)
+                state["done"] = done
+                s.merge(Meta(key=STATE_PREFIX + engine.key, value=_dump(state)))
+            report.labelled += len(ids) if only is None else 0
+            finished += len(ids)
+            progress(Progress("labelling", finished, total))
+    if state.get("probes", {}) != lab.digests:
+        state["probes"] = lab.digests
+        library.set_meta(STATE_PREFIX + engine.key, _dump(state))
     return report
 
 
-def _write_batch(s, ids: list[int], scores, model_key: str, report: LabelReport) -> None:
+def _write_batch(s, ids: list[int], scores, model_key: str, report: LabelReport,
+                 only: set[str] | None = None) -> None:
+    """Write the fired labels of a batch; ``only``: touch just these labels."""
     existing: dict[int, dict[str, Label]] = {}
     for row in s.scalars(select(Label).where(Label.photo_id.in_(ids))):
         existing.setdefault(row.photo_id, {})[row.label] = row
     for i, pid in enumerate(ids):
-        hits = {h.label: h for h in scores.hits(i)}
-        report.with_labels += bool(hits)
-        mine = existing.get(pid, {})
+        hits = {h.label: h for h in scores.hits(i) if only is None or h.label in only}
+        report.with_labels += bool(hits) if only is None else 0
+        mine = {n: r for n, r in existing.get(pid, {}).items() if only is None or n in only}
         for name, row in mine.items():
             if _user_decided(row):
                 report.kept += name in hits

@@ -21,13 +21,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from clipdesk.labels.vocab import LabelDef, Vocabulary
+
+if TYPE_CHECKING:
+    from clipdesk.labels.feedback import LabelProbe
 
 TEMPLATES = (
     "a photo of a {label}, which has {descriptor}.",
@@ -82,22 +85,29 @@ class LabelScores:
     names: list[str]
     scores: np.ndarray  # (n, L) mean descriptor similarity
     background: np.ndarray  # (n,) best background prompt similarity
-    fires: np.ndarray  # (n, L) bool
+    fires: np.ndarray  # (n, L) bool: margin > 0
     descriptor_sims: np.ndarray  # (n, D)
     bank: DescriptorBank
+    margin: np.ndarray  # (n, L) signed distance to the decision boundary (cosine units)
+    learned: dict[int, tuple[np.ndarray, str]] = field(default_factory=dict)  # label -> (n,) probability, why
 
     def __len__(self) -> int:
         return len(self.scores)
 
+    def hit(self, row: int, j: int) -> LabelHit:
+        """Label ``j`` on photo ``row`` with its evidence, whether it fires or not."""
+        lo, hi = self.bank.offsets[j], self.bank.offsets[j + 1]
+        sims = self.descriptor_sims[row, lo:hi]
+        order = np.argsort(-sims, kind="stable")
+        evidence = [(self.bank.descriptors[lo + k], float(sims[k])) for k in order]
+        if j in self.learned:
+            probability, why = self.learned[j]
+            evidence.insert(0, (why, float(probability[row])))
+        return LabelHit(self.names[j], float(self.scores[row, j]), evidence)
+
     def hits(self, row: int) -> list[LabelHit]:
         """The labels that fire on photo ``row``, best first; empty means "none"."""
-        out = []
-        for j in np.flatnonzero(self.fires[row]):
-            lo, hi = self.bank.offsets[j], self.bank.offsets[j + 1]
-            sims = self.descriptor_sims[row, lo:hi]
-            order = np.argsort(-sims, kind="stable")
-            evidence = [(self.bank.descriptors[lo + k], float(sims[k])) for k in order]
-            out.append(LabelHit(self.names[j], float(self.scores[row, j]), evidence))
+        out = [self.hit(row, j) for j in np.flatnonzero(self.fires[row])]
         return sorted(out, key=lambda h: -h.score)
 
 
@@ -195,19 +205,38 @@ class DescriptorBank:
         spread = np.maximum(1.4826 * np.median(np.abs(scores - center), axis=0), MIN_SPREAD)
         return LabelStats(center, spread, len(rows))
 
-    def score(self, vectors: np.ndarray, stats: LabelStats | None = None) -> LabelScores:
-        """Scores and fired labels for unit image rows (a batch of photos)."""
+    def prior(self, name: str) -> np.ndarray:
+        """A label's zero-shot direction: the mean of its descriptor vectors (unit)."""
+        j = self.names.index(name)
+        return _unit(self.descriptor_matrix[self.offsets[j]:self.offsets[j + 1]].mean(axis=0))
+
+    def score(self, vectors: np.ndarray, stats: LabelStats | None = None,
+              probes: dict[str, LabelProbe] | None = None) -> LabelScores:
+        """Scores and fired labels for unit image rows (a batch of photos).
+
+        ``probes``: labels the user taught, decided by ``probability > 0.5``.
+        """
         vectors = np.asarray(vectors, np.float32)
         sims = vectors @ self.descriptor_matrix.T
         scores = sims @ self._avg
         background = (vectors @ self.background_matrix.T).max(axis=1)
-        fires = scores > background[:, None] + self.margin
+        floor = background[:, None] + self.margin
+        boundary = np.repeat(floor, len(self.names), axis=1)
         if stats is not None:
-            fires &= scores > stats.thresholds(self.z)[None, :]
+            boundary = np.maximum(boundary, stats.thresholds(self.z)[None, :])
         if not np.all(np.isnan(self.overrides)):
             has = ~np.isnan(self.overrides)
-            fires[:, has] = (scores[:, has] > background[:, None] + self.margin) & (scores[:, has] > self.overrides[has])
-        return LabelScores(self.names, scores, background, fires, sims, self)
+            boundary[:, has] = np.maximum(floor, self.overrides[has][None, :])
+        margin = scores - boundary
+        learned = {}
+        for name, probe in (probes or {}).items():
+            j = self.names.index(name)
+            logit = probe.logit(vectors)
+            # The probe's weights are about ``scale`` x a unit direction: logit / scale is in cosine units.
+            margin[:, j] = logit / probe.scale
+            why = f"learned from your feedback ({probe.positives} yes, {probe.negatives} no)"
+            learned[j] = (1 / (1 + np.exp(-logit)), why)
+        return LabelScores(self.names, scores, background, margin > 0, sims, self, margin, learned)
 
 
 def _unit(m: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from _vecdb import FakeEncoder
 
 from clipdesk.labels.eval import (
     DESCRIPTORS,
@@ -17,7 +18,6 @@ from clipdesk.labels.eval import (
     margins,
     precision_at_coverage,
 )
-from tests.core._vecdb import FakeEncoder
 
 
 def e(i: int, dim: int = 6) -> np.ndarray:

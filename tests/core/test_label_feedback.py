@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from _vecdb import add_photos
 from sqlalchemy import select
 
 from clipdesk.labels.feedback import LabelProbe, feedback_examples, set_feedback
 from clipdesk.store.models import Label
-from tests.core._vecdb import add_photos
 
 
 def test_reject_is_kept_and_accept_keeps_source(library):
