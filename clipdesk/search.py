@@ -33,6 +33,10 @@ NULL_PROMPTS = ("a photo", "a picture", "an image", "a photo of something", "a s
 IMAGE_Z_CUTOFF = 3.0
 # Below this many photos the distribution cannot be estimated: no image cut-off.
 IMAGE_CUTOFF_MIN_LIBRARY = 30
+# Caption keywords: a photo whose caption holds every content word of the text
+# query gains this much similarity (about the gap between a good and a middling
+# CLIP match), and counts as relevant; partial matches gain in proportion.
+CAPTION_BONUS = 0.05
 _WEIGHT = re.compile(r"^(?P<body>.*?):(?P<w>[0-9]*\.?[0-9]+)$")
 
 
@@ -69,6 +73,7 @@ class Hit:
     path: str
     score: float
     relevant: bool
+    caption_match: float = 0.0  # share of the query's words found in the photo's captions
 
 
 @dataclass
@@ -131,9 +136,11 @@ class Searcher:
         query, positive_text = self._query_vector(terms)
         allow = self._allow_mask(terms, filters)
         ids, scores = self.index.search(query, k, allow)
-        relevant = self._relevance(query, positive_text, ids, scores, terms, min_score)
+        ids, scores, matched = self._blend_captions(terms, query, ids, scores, k, allow)
+        relevant = self._relevance(query, positive_text, ids, scores, terms, min_score) | (matched >= 1.0)
         paths = self._paths(ids)
-        hits = [Hit(int(i), paths[int(i)], float(s), bool(r)) for i, s, r in zip(ids, scores, relevant, strict=True)]
+        hits = [Hit(int(i), paths[int(i)], float(s), bool(r), float(m))
+                for i, s, r, m in zip(ids, scores, relevant, matched, strict=True)]
         if not show_all:
             hits = [h for h in hits if h.relevant]
         considered = len(vectors) if allow is None else int(allow.sum())
@@ -188,6 +195,25 @@ class Searcher:
         all_scores = matrix @ query
         mu, sigma = float(all_scores.mean()), float(all_scores.std())
         return scores >= mu + IMAGE_Z_CUTOFF * max(sigma, 1e-6)
+
+    def _blend_captions(self, terms, query, ids, scores, k, allow):
+        """Add photos whose captions hold the query's words, with a bonus, and re-rank."""
+        from clipdesk.captions.store import keyword_matches, query_words
+
+        words = query_words(" ".join(str(t.value) for t in terms if t.kind == "text" and not t.negative))
+        matches = keyword_matches(self.library, words)
+        if not matches:
+            return ids, scores, np.zeros(len(ids))
+        vectors, shown = self.index.vectors, set(ids.tolist())
+        rows = {pid: vectors.row_of(pid) for pid in matches if pid not in shown}
+        keep = [(pid, r) for pid, r in rows.items() if r is not None and (allow is None or allow[r])]
+        if keep:
+            ids = np.concatenate([ids, np.asarray([pid for pid, _ in keep], np.int64)])
+            scores = np.concatenate([scores, vectors.matrix[[r for _, r in keep]] @ query])
+        matched = np.asarray([matches.get(int(i), 0.0) for i in ids])
+        scores = scores + CAPTION_BONUS * matched
+        order = np.argsort(-scores, kind="stable")[:k]
+        return ids[order], scores[order], matched[order]
 
     def _null_vectors(self) -> np.ndarray:
         if self._null is None:

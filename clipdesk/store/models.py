@@ -136,6 +136,15 @@ class Caption(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+# Tables the migrations create that the ORM does not map: the caption keyword
+# index (FTS5) and its shadow tables. Schema comparisons leave them out.
+FTS_TABLE = "captions_fts"
+
+
+def is_mapped_table(name: str) -> bool:
+    return not name.startswith(FTS_TABLE)
+
+
 class ScanError(Base):
     __tablename__ = "scan_errors"
 
