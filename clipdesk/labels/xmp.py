@@ -39,6 +39,15 @@ def _q(tag: str) -> str:
     return f"{{{NS[prefix]}}}{name}"
 
 
+def read_description(path: Path) -> str | None:
+    """A sidecar's ``dc:description`` (its x-default entry, else the first)."""
+    root = ET.parse(path).getroot()
+    items = list(root.iterfind(f".//{_q('dc:description')}//{_q('rdf:li')}"))
+    lang = "{http://www.w3.org/XML/1998/namespace}lang"
+    chosen = next((li for li in items if li.get(lang) == "x-default"), items[0] if items else None)
+    return None if chosen is None else chosen.text or ""
+
+
 def _read(path: Path) -> tuple[bool, list[str], list[str]]:
     root = ET.parse(path).getroot()
     desc = root.find(f".//{_q('rdf:Description')}")
@@ -57,8 +66,13 @@ def _bag(parent, tag: str, values: list[str], kind: str = "rdf:Bag") -> None:
             li.set("{http://www.w3.org/XML/1998/namespace}lang", "x-default")
 
 
-def write_sidecar(photo_path, labels, caption: str | None = None, hierarchical=(), force: bool = False) -> Path:
-    """Write or merge ``<photo>.xmp``; returns its path."""
+def write_sidecar(photo_path, labels=(), caption: str | None = None, hierarchical=(), force: bool = False) -> Path:
+    """Write or merge ``<photo>.xmp``; returns its path.
+
+    ``caption`` becomes ``dc:description`` (x-default); without one, a
+    description already in the sidecar is kept, so exporting labels and
+    exporting captions can happen in either order.
+    """
     path = sidecar_path(Path(photo_path))
     subjects, hier = list(labels), list(hierarchical)
     if path.exists():
@@ -67,11 +81,14 @@ def write_sidecar(photo_path, labels, caption: str | None = None, hierarchical=(
             raise SidecarConflict(f"{path} was written by another tool; not replacing it (use force).")
         subjects = list(dict.fromkeys(old_s + subjects))
         hier = list(dict.fromkeys(old_h + hier))
+        if caption is None:
+            caption = read_description(path)
     root = ET.Element(_q("x:xmpmeta"))
     rdf = ET.SubElement(root, _q("rdf:RDF"))
     desc = ET.SubElement(rdf, _q("rdf:Description"), {_q("rdf:about"): "", _q("xmp:CreatorTool"): "clipdesk",
                                                       _q("clipdesk:generated"): "true"})
-    _bag(desc, "dc:subject", subjects)
+    if subjects:
+        _bag(desc, "dc:subject", subjects)
     if hier:
         _bag(desc, "lr:hierarchicalSubject", hier)
     if caption:

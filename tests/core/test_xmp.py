@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from clipdesk.labels.xmp import SidecarConflict, _read, write_sidecar
+from clipdesk.labels.xmp import SidecarConflict, _read, read_description, write_sidecar
 
 
 def test_sidecar_has_keywords_and_photo_is_untouched(tmp_path):
@@ -37,3 +37,16 @@ def test_foreign_sidecar_is_not_clobbered(tmp_path):
     assert "mine" in foreign.read_text()
     write_sidecar(photo, ["dog"], force=True)
     assert _read(foreign)[1] == ["mine", "dog"]
+
+
+def test_caption_becomes_description_and_survives_a_label_export(tmp_path):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"\xff\xd8not really a jpeg")
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    path = write_sidecar(photo, caption="A dog & a <cat>")
+    assert read_description(path) == "A dog & a <cat>" and _read(path)[1] == []
+    write_sidecar(photo, ["dog"])  # a later label export keeps the description
+    assert read_description(path) == "A dog & a <cat>" and _read(path)[1] == ["dog"]
+    write_sidecar(photo, caption="Two dogs")
+    assert read_description(path) == "Two dogs" and _read(path)[1] == ["dog"]
+    assert hashlib.sha256(photo.read_bytes()).hexdigest() == digest
