@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="library counts, model and index state")
     er = sub.add_parser("errors", parents=[common], help="files that could not be indexed, with the reason")
     er.add_argument("--limit", type=int, default=0, help="show at most N (default: all)")
-    sub.add_parser("models", parents=[common], help="list model presets and whether their weights are present")
+    from clipdesk.engine.onnx_cli import add_models_actions  # models export-onnx
+
+    add_models_actions(sub.add_parser("models", parents=[common], help="list model presets and whether their weights are present"))
     from clipdesk.labels.eval_cli import add_eval_parser  # clipdesk eval labels
 
     add_eval_parser(sub, common)

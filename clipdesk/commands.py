@@ -25,12 +25,12 @@ def _library(args) -> Library:
 
 
 def _engine(args, lib: Library, batch_size: int = 32):
-    from clipdesk.engine.clip import ClipEngine
+    from clipdesk.engine.backend import make_engine  # torch, or ONNX Runtime in the packaged app
     from clipdesk.engine.registry import resolve
 
     spec = resolve(args.model or lib.get_meta(MODEL_META))
     _check_device(args.device)
-    return ClipEngine(spec, device=args.device, batch_size=batch_size)
+    return make_engine(spec, device=args.device, batch_size=batch_size)
 
 
 
@@ -329,6 +329,10 @@ def cmd_errors(args) -> int:
 
 
 def cmd_models(args) -> int:
+    if getattr(args, "action", "list") == "export-onnx":
+        from clipdesk.engine.onnx_cli import cmd_export_onnx
+
+        return cmd_export_onnx(args)
     from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS, resolve, weights_present
 
     rows = []

@@ -130,10 +130,16 @@ def resolve(spec: str | None) -> ModelSpec:
 
 
 def _require_arch(arch: str, text: str) -> None:
-    import open_clip
+    try:
+        import open_clip
+    except ImportError:  # the packaged app: the architectures it has ONNX graphs for
+        from clipdesk.engine.onnx_engine import find_arch_dir
 
-    register_tiny()
-    if arch not in open_clip.list_models():
+        known = find_arch_dir(arch) is not None
+    else:
+        register_tiny()
+        known = arch in open_clip.list_models()
+    if not known:
         raise ModelSpecError(
             f"Unknown model '{text}': '{arch}' is not an open_clip architecture or a clipdesk preset. "
             f"Presets: {', '.join(PRESETS)}."
@@ -190,12 +196,16 @@ HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"
 
 def hub_repo(spec: ModelSpec) -> str | None:
     """The Hugging Face repository holding ``spec``'s weights, if they come from the hub."""
-    import open_clip
-
     if spec.random_init or spec.checkpoint or spec.arch.startswith("local-dir:"):
         return None
     if spec.arch.startswith("hf-hub:"):
         return spec.arch.removeprefix("hf-hub:")
+    try:
+        import open_clip
+    except ImportError:  # the packaged app: the ONNX graph's metadata records the hub repositories
+        from clipdesk.engine.onnx_engine import read_meta
+
+        return ((read_meta(spec.arch) or {}).get("hf_hub", {}).get(spec.pretrained or "") or "").strip("/") or None
     return (open_clip.get_pretrained_cfg(spec.arch, spec.pretrained or "").get("hf_hub") or "").strip("/") or None
 
 

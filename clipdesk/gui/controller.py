@@ -73,7 +73,9 @@ class LibraryController(QObject):
             pct = f"{100 * done / total:.0f}% of {total / 1e6:,.0f} MB" if total else f"{done / 1e6:,.0f} MB"
             self.model_state.emit("downloading", f"Downloading the weights of {spec.name} (first use only): {pct}")
 
-        return ClipEngine(spec, device=self.device, batch_size=self.config.batch_size, on_download=on_download)
+        from clipdesk.engine.backend import make_engine  # torch, or ONNX Runtime in the packaged app
+
+        return make_engine(spec, device=self.device, batch_size=self.config.batch_size, on_download=on_download)
 
     def load_model(self) -> None:
         """Load the model in the background; the window is already up."""

@@ -1,0 +1,230 @@
+"""CLIP inference through ONNX Runtime: the engine of the packaged app, which ships without torch.
+
+It has ``ClipEngine``'s interface and embedding space (same ``key``), so a
+library indexed by either engine is searched by the other. Graphs come from
+``clipdesk models export-onnx`` (``onnx_export.py``): one per architecture,
+weightless, looked up in ``$CLIPDESK_ONNX_PATH`` then ``<models>/onnx``. The
+weights are an open_clip ``.safetensors`` state dict: the hub's file in the
+shared models cache, a local checkpoint, or the test model's random init.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from clipdesk.engine.clip import InputSpec
+from clipdesk.engine.registry import ModelSpec
+from clipdesk.errors import ModelNotAvailable
+from clipdesk.paths import models_dir
+
+log = logging.getLogger(__name__)
+
+VISUAL, TEXT, TOKENIZER, META = "visual.onnx", "text.onnx", "tokenizer.json", "meta.json"
+WEIGHT_PREFIX = "m."  # the export wrapper's attribute name in front of every state-dict key
+RANDOM_WEIGHTS = "random-seed0.safetensors"
+HUB_SAFETENSORS = "open_clip_model.safetensors"
+
+
+def arch_dir_name(arch: str) -> str:
+    return "arch-" + re.sub(r"[^A-Za-z0-9._-]+", "_", arch)
+
+
+def search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("CLIPDESK_ONNX_PATH", "").split(os.pathsep) if p]
+    return [*extra, models_dir() / "onnx"]
+
+
+def find_arch_dir(arch: str) -> Path | None:
+    for root in search_path():
+        candidate = root / arch_dir_name(arch)
+        if (candidate / META).is_file():
+            return candidate
+    return None
+
+
+def read_meta(arch: str) -> dict | None:
+    found = find_arch_dir(arch)
+    return json.loads((found / META).read_text()) if found else None
+
+
+def weights_file(spec: ModelSpec, arch_dir: Path, meta: dict) -> Path | None:
+    """The ``.safetensors`` state dict holding ``spec``'s weights, if it is on disk."""
+    if spec.random_init:
+        return arch_dir / RANDOM_WEIGHTS
+    if spec.checkpoint:
+        path = Path(spec.checkpoint)
+        # A .pt checkpoint needs torch to unpickle; export-onnx leaves a converted copy beside the graphs.
+        return path if path.suffix == ".safetensors" else arch_dir / (path.stem + ".safetensors")
+    repo = meta.get("hf_hub", {}).get(spec.pretrained or "")
+    if not repo:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo, HUB_SAFETENSORS, cache_dir=str(models_dir()))
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def onnx_providers(requested: str = "auto") -> tuple[list[str], str, str]:
+    """(providers, device, why): CUDA when this ONNX Runtime build has it and it was not refused."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested in ("auto", "cuda") or requested.startswith("cuda:"):
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda", "ONNX Runtime CUDA"
+        why = "this ONNX Runtime build has no CUDA support (onnxruntime-gpu adds it)"
+    else:
+        why = f"device set to {requested}"
+    return ["CPUExecutionProvider"], "cpu", why
+
+
+class OnnxEngine:
+    """One model in ONNX Runtime; loads on first use, thread-safely, like ``ClipEngine``."""
+
+    def __init__(self, spec: ModelSpec, device: str = "auto", batch_size: int = 32,
+                 on_download: Callable[[int, int], None] | None = None) -> None:
+        self.spec = spec
+        self.requested_device = device
+        self.batch_size = batch_size
+        self.on_download = on_download
+        self._lock = threading.Lock()
+        self._infer_lock = threading.Lock()
+        self._sessions: tuple | None = None
+        self.device: str | None = None
+        self._dim = 0
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def loaded(self) -> bool:
+        return self._sessions is not None
+
+    @property
+    def model(self):
+        if self._sessions is None:
+            with self._lock:
+                if self._sessions is None:
+                    self._load()
+        return self._sessions
+
+    def _load(self) -> None:
+        spec = self.spec
+        arch_dir = find_arch_dir(spec.arch)
+        if arch_dir is None:
+            raise ModelNotAvailable(
+                f"Model '{spec.name}' (open_clip architecture {spec.arch}) has no ONNX graph: looked in "
+                f"{', '.join(map(str, search_path()))}. This build runs models through ONNX Runtime; "
+                "export the graph with `clipdesk models export-onnx` on an install with torch.")
+        meta = json.loads((arch_dir / META).read_text())
+        weights = weights_file(spec, arch_dir, meta)
+        if (weights is None or not weights.is_file()) and self.on_download is not None and not spec.checkpoint:
+            from clipdesk.engine.clip import prefetch_weights
+
+            prefetch_weights(spec, str(models_dir()), self.on_download)
+            weights = weights_file(spec, arch_dir, meta)
+        if weights is None or not weights.is_file():
+            raise ModelNotAvailable(
+                f"Model '{spec.name}' is not available: its weights file ({weights or HUB_SAFETENSORS}) is not on "
+                f"disk in {models_dir()}. Download it once (Tools ▸ Model settings, or connect to the internet), "
+                "or choose a local .safetensors checkpoint.")
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        providers, self.device, _why = onnx_providers(self.requested_device)
+        state = load_file(str(weights))
+        sessions = {name: _session(arch_dir / name, meta["externals"][name], state, providers)
+                    for name in (VISUAL, TEXT)}
+        del state
+        self._tokenizer = Tokenizer.from_file(str(arch_dir / TOKENIZER))
+        self._meta = meta
+        self.input = InputSpec(size=int(meta["image_size"]), squash=bool(meta["squash"]))
+        self._mean = np.asarray(meta["mean"], np.float32).reshape(1, 3, 1, 1) * 255.0
+        self._std = np.asarray(meta["std"], np.float32).reshape(1, 3, 1, 1) * 255.0
+        self._sessions = (sessions[VISUAL], sessions[TEXT])
+        self._dim = int(self.encode_text(["a photo"]).shape[1])
+        log.info("loaded %s with ONNX Runtime on %s", spec.label, self.device)
+
+    def input_spec(self) -> InputSpec:
+        self.model  # noqa: B018 - loads
+        return self.input
+
+    @property
+    def dim(self) -> int:
+        self.model  # noqa: B018 - loads
+        return self._dim
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Encode uint8 ``N x S x S x 3`` arrays; returns float32 unit vectors."""
+        visual, _ = self.model
+        out = []
+        with self._infer_lock:
+            for start in range(0, len(pixels), self.batch_size):
+                x = pixels[start : start + self.batch_size].transpose(0, 3, 1, 2).astype(np.float32)
+                x = (x - self._mean) / self._std
+                out.append(_normalise(visual.run(None, {"pixels": x})[0]))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        _, text = self.model
+        out = []
+        with self._infer_lock:
+            for start in range(0, len(texts), self.batch_size):
+                tokens = self.tokenize(texts[start : start + self.batch_size])
+                out.append(_normalise(text.run(None, {"tokens": tokens})[0]))
+        return np.concatenate(out)
+
+    def tokenize(self, texts: Sequence[str]) -> np.ndarray:
+        """open_clip's ``tokenize``: SOT, BPE ids, EOT, zero padding; too long is cut and ends in EOT."""
+        self.model  # noqa: B018 - loads
+        meta, n = self._meta, self._meta["context_length"]
+        result = np.zeros((len(texts), n), np.int64)
+        for row, enc in enumerate(self._tokenizer.encode_batch([_clean(t) for t in texts])):
+            ids = [meta["sot"], *enc.ids, meta["eot"]][:n]
+            ids[-1] = meta["eot"]
+            result[row, : len(ids)] = ids
+        return result
+
+    def encode_files(self, paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
+        """Encode image files outside the library (query images)."""
+        from clipdesk.imageio import read_photo
+
+        spec = self.input_spec()
+        return self.encode_pixels(np.stack([read_photo(p, spec.size, spec.squash).pixels for p in paths]))
+
+
+def _session(graph: Path, externals: list[str], state: dict[str, np.ndarray], providers: list[str]):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    try:
+        values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(state[n.removeprefix(WEIGHT_PREFIX)],
+                                                                          np.float32)) for n in externals]
+    except KeyError as exc:
+        raise ModelNotAvailable(f"The weights file does not fit the {graph.parent.name} graph: no tensor {exc}.") from exc
+    options.add_external_initializers(list(externals), values)
+    session = ort.InferenceSession(graph.read_bytes(), options, providers=providers)
+    session._clipdesk_values = values  # noqa: SLF001 - the OrtValues must outlive the session
+    return session
+
+
+def _clean(text: str) -> str:
+    # open_clip's basic_clean; whitespace and case are the tokenizer's normaliser.
+    import ftfy
+
+    return html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -1,0 +1,179 @@
+"""Export open_clip towers to ONNX graphs that ``OnnxEngine`` runs without torch.
+
+A graph is exported once per architecture and saved *without* its weights:
+every parameter becomes an external initializer that the engine fills in at
+load time from an ordinary open_clip ``.safetensors`` state dict (the hub's
+``open_clip_model.safetensors`` or a local checkpoint). So the torch-free app
+downloads and verifies the same weights file as the torch app, and one
+100-kB-to-1-MB graph serves every set of weights of that architecture.
+
+Needs torch and open_clip (the development install, not the bundle).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+from clipdesk.engine.onnx_engine import META, RANDOM_WEIGHTS, TEXT, TOKENIZER, VISUAL, WEIGHT_PREFIX, arch_dir_name
+from clipdesk.engine.registry import PRESETS, ModelSpec, register_tiny
+
+OPSET = 17
+
+
+def export_arch(arch: str, out_root: Path, with_random_weights: bool = False) -> Path:
+    """Write ``visual.onnx``, ``text.onnx``, ``tokenizer.json`` and ``meta.json`` for ``arch``.
+
+    ``with_random_weights`` also saves the seed-0 random init (what the
+    ``tiny-random`` preset uses) so the test model runs without torch.
+    """
+    import open_clip
+    import torch
+
+    register_tiny()
+    tokenizer = open_clip.get_tokenizer(arch)
+    if not isinstance(tokenizer, open_clip.SimpleTokenizer):
+        raise ValueError(f"{arch}: only models with the CLIP BPE tokenizer export to ONNX (this one uses "
+                         f"{type(tokenizer).__name__})")
+    out = out_root / arch_dir_name(arch)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same init as ClipEngine's random models
+        model = open_clip.create_model(arch, pretrained=None, device="cpu").eval()
+    if with_random_weights:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / RANDOM_WEIGHTS))
+    state_keys = set(model.state_dict())
+    with torch.no_grad():
+        # Distinct values everywhere: the exporter merges parameters that are
+        # equal (fresh LayerNorms are all ones), and a merged name could not be
+        # filled from the state dict.
+        gen = torch.Generator().manual_seed(1)
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    size = model.visual.image_size
+    size = int(size if isinstance(size, int) else size[0])
+    towers = {
+        VISUAL: (_Tower(model, "encode_image"), torch.zeros(2, 3, size, size), "pixels"),
+        TEXT: (_Tower(model, "encode_text"), torch.zeros(2, model.context_length, dtype=torch.long), "tokens"),
+    }
+    externals = {}
+    for name, (tower, example, input_name) in towers.items():
+        graph, externals[name] = _export_weightless(tower, example, input_name, state_keys)
+        (out / name).write_bytes(graph)
+    (out / TOKENIZER).write_text(clip_tokenizer_json(tokenizer))
+    pre = open_clip.get_model_preprocess_cfg(model)
+    meta = {
+        "arch": arch,
+        "image_size": size,
+        "squash": pre.get("resize_mode") == "squash",
+        "mean": list(pre.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        "std": list(pre.get("std", open_clip.OPENAI_DATASET_STD)),
+        "context_length": int(model.context_length),
+        "sot": tokenizer.sot_token_id,
+        "eot": tokenizer.eot_token_id,
+        "externals": externals,  # initializer names the engine fills from the weights file
+        # Where each pretrained tag's weights live, so the app can fetch them without open_clip.
+        "hf_hub": {tag: open_clip.get_pretrained_cfg(arch, tag).get("hf_hub", "").strip("/")
+                   for tag in open_clip.list_pretrained_tags_by_model(arch)},
+    }
+    (out / META).write_text(json.dumps(meta, indent=1))
+    return out
+
+
+def export_presets(out_root: Path) -> list[Path]:
+    """Graphs for every preset ONNX can run (the CLIP-tokenizer ones), the tiny one with weights."""
+    done = []
+    for spec in PRESETS.values():
+        try:
+            done.append(export_arch(spec.arch, out_root, with_random_weights=spec.random_init))
+        except ValueError:
+            continue  # SigLIP-style towers: torch only
+    return done
+
+
+class _Tower:
+    """A module calling one of the model's encoders, so each tower exports alone."""
+
+    def __new__(cls, model, method: str):
+        import torch
+
+        class Tower(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.m = model
+
+            def forward(self, x):
+                return getattr(self.m, method)(x)
+
+        return Tower()
+
+
+def _export_weightless(module, example, input_name: str, state_keys: set[str]) -> tuple[bytes, list[str]]:
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter on purpose (it is deprecated): it names each initializer after its
+        # parameter and needs no onnxscript; its tracer warnings are about shapes made dynamic below.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (example,), buf, dynamo=False, opset_version=OPSET,
+            # No folding: a folded weight (a transposed Linear) would no longer be a state-dict tensor.
+            do_constant_folding=False,
+            input_names=[input_name], output_names=["embedding"],
+            dynamic_axes={input_name: {0: "batch"}, "embedding": {0: "batch"}},
+        )
+    graph = onnx.load_from_string(buf.getvalue())
+    names = []
+    for init in graph.graph.initializer:
+        key = init.name.removeprefix(WEIGHT_PREFIX)
+        if key not in state_keys:
+            continue  # a constant of the graph itself: keep its data
+        # Marked external: the engine supplies it from the weights file at load time.
+        init.ClearField("raw_data")
+        init.data_location = onnx.TensorProto.EXTERNAL
+        entry = init.external_data.add()
+        entry.key, entry.value = "location", "weights.safetensors"
+        names.append(init.name)
+    return graph.SerializeToString(), names
+
+
+def clip_tokenizer_json(tokenizer) -> str:
+    """open_clip's BPE as a Hugging Face ``tokenizers`` pipeline (the same steps as its CLIPConverter)."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers.models import BPE
+
+    vocab = dict(tokenizer.encoder)
+    merges = [pair for pair, _ in sorted(tokenizer.bpe_ranks.items(), key=lambda kv: kv[1])]
+    tok = Tokenizer(BPE(vocab=vocab, merges=merges, continuing_subword_prefix="", end_of_word_suffix="</w>",
+                        fuse_unk=False, unk_token=None))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
+                                           normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
+                             behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    return tok.to_str()
+
+
+def export_spec_weights(spec: ModelSpec, out_root: Path) -> Path | None:
+    """For a ``.pt`` checkpoint, a ``.safetensors`` copy the torch-free engine can read; else None."""
+    if not spec.checkpoint or spec.checkpoint.endswith(".safetensors"):
+        return None
+    import torch
+    from safetensors.torch import save_file
+
+    state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    state = {k.removeprefix("module."): v.contiguous() for k, v in state.items() if hasattr(v, "contiguous")}
+    target = out_root / arch_dir_name(spec.arch) / (Path(spec.checkpoint).stem + ".safetensors")
+    save_file(state, str(target))
+    return target
+
