@@ -51,8 +51,8 @@ class LabelProbe:
 
     prior: np.ndarray  # unit descriptor text vector
     scale: float = 20.0  # CLIP-like logit scale: cosine 0.05 apart -> 1 logit
-    lam: float = 0.003  # per-example loss vs pull to the prior; tuned on the constructed test
-    steps: int = 500
+    lam: float = 0.0003  # per-example loss vs pull to the prior; tuned with bench/label_feedback.py
+    steps: int = 2000
     lr: float = 0.5
     w: np.ndarray | None = None
     b: float = 0.0
