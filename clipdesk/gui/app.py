@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from clipdesk.paths import library_dir
@@ -77,3 +80,100 @@ def launch(args):
         uninstall_hooks()
 
     return window, close
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clipdesk-gui", description="The clipdesk desktop app.")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="folders or photos to add and index (what 'Open with clipdesk' passes)")
+    p.add_argument("--library", metavar="DIR", help="library folder (default: the last one used)")
+    p.add_argument("--model", metavar="NAME", help="model preset, ARCH/TAG, hf-hub:ORG/REPO or ARCH:CHECKPOINT")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--self-test", action="store_true",
+                   help="start offscreen, index the bundled samples with the test model, search, exit 0 if all works")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``clipdesk-gui``: the app's own entry point (desktop files and the packaged app use it)."""
+    args = build_parser().parse_args(argv)
+    if args.self_test:
+        return self_test()
+    args.open_paths = [os.path.abspath(p) for p in args.paths]
+    return run(args)
+
+
+def self_test(timeout_s: float = 300.0) -> int:
+    """Launch the real window offscreen on a throwaway library and settings; index and search the samples.
+
+    Prints what was checked and how long the window took to appear; the exit
+    code is 0 on success, 1 with the reason otherwise. The user's library,
+    settings and model cache are never touched.
+    """
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory(prefix="clipdesk-selftest-") as tmp:
+        os.environ["CLIPDESK_HOME"] = tmp
+        os.environ["CLIPDESK_MODELS"] = os.path.join(tmp, "models")
+        try:
+            lines = _self_test_in(Path(tmp), timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer
+            print(f"clipdesk self-test FAILED: {exc}", file=sys.stderr)
+            return 1
+    print("\n".join(["clipdesk self-test passed:", *(f"  {line}" for line in lines)]))
+    return 0
+
+
+def _self_test_in(tmp: Path, timeout_s: float) -> list[str]:
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from clipdesk.selftest import SelfTestFailed, check_library, samples_dir
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "settings"))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    args = argparse.Namespace(library=str(tmp / "library"), model="tiny-random", device="cpu",
+                              open_paths=[str(samples_dir())])
+    window, close = launch(args)
+    app.processEvents()
+    shown = _since_process_start()
+    outcome: dict = {}
+    loop = QEventLoop()
+
+    def finish(key: str, value) -> None:
+        outcome.setdefault(key, value)
+        loop.quit()
+
+    controller = window.controller
+    controller.index_finished.connect(lambda report: finish("report", report))
+    controller.index_failed.connect(lambda exc: finish("error", f"indexing failed: {exc}"))
+    controller.model_state.connect(lambda state, msg: state == "missing" and finish("error", msg))
+    QTimer.singleShot(int(timeout_s * 1000), lambda: finish("error", f"no result after {timeout_s:.0f} s"))
+    try:
+        loop.exec()
+        if "error" in outcome:
+            raise SelfTestFailed(outcome["error"])
+        report = outcome["report"]
+        if report.errors or report.embedded != len(list(samples_dir().iterdir())):
+            raise SelfTestFailed(f"indexing the samples went wrong: {report}")
+        checks = check_library(controller.library, controller.engine)
+    finally:
+        close()
+    return [f"window shown {shown:.2f} s after the process started ({window.windowTitle()!r})",
+            f"indexed {report.embedded} sample photos", *checks]
+
+
+def _since_process_start() -> float:
+    """Seconds since this process started (Linux: from /proc; elsewhere since this module loaded)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _LOADED
+
+
+_LOADED = time.perf_counter()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
