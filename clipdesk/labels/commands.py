@@ -71,36 +71,13 @@ def _feedback(args, lib) -> int:
 
 
 def _export_xmp(args, lib) -> int:
-    from sqlalchemy import select
-
     from clipdesk import commands
-    from clipdesk.labels.xmp import SidecarConflict, write_sidecar
-    from clipdesk.store.models import Caption, Label, Photo
+    from clipdesk.labels.export import export_sidecars
 
-    vocabulary = _vocabulary(lib)
-    wanted = {_photo_id(lib, ref) for ref in args.photos}
-    written, skipped = [], []
-    with lib.session() as s:
-        rows = s.execute(select(Photo.id, Photo.path, Label.label).join(Label, Label.photo_id == Photo.id)
-                         .where(Label.status != "rejected", Photo.missing_since.is_(None))).all()
-        captions = dict(s.execute(select(Caption.photo_id, Caption.text)
-                                  .order_by((Caption.source == "user").asc())).all())  # user caption wins
-    by_photo: dict[int, tuple[str, list[str]]] = {}
-    for pid, path, name in rows:
-        if not wanted or pid in wanted:
-            by_photo.setdefault(pid, (path, []))[1].append(name)
-    for pid, (path, names) in sorted(by_photo.items()):
-        hierarchical = []
-        for name in names:
-            label = vocabulary.get(name)
-            hierarchical.append(label.path.replace("/", "|") if label is not None else name)
-        try:
-            written.append(str(write_sidecar(path, names, captions.get(pid), hierarchical, force=args.force)))
-        except SidecarConflict as exc:
-            skipped.append(str(exc))
-    human = [f"Wrote {len(written)} sidecars (the photos themselves are never modified)."]
-    human += [f"skipped: {reason}" for reason in skipped]
-    commands._emit(args, {"written": written, "skipped": skipped}, human)  # noqa: SLF001
+    report = export_sidecars(lib, _vocabulary(lib), [_photo_id(lib, ref) for ref in args.photos], force=args.force)
+    human = [f"Wrote {len(report.written)} sidecars (the photos themselves are never modified)."]
+    human += [f"skipped: {reason}" for reason in report.skipped]
+    commands._emit(args, {"written": report.written, "skipped": report.skipped}, human)  # noqa: SLF001
     return 0
 
 

@@ -95,8 +95,9 @@ def _parse(path: Path, source: str) -> tuple[list[LabelDef], set[str]]:
     return labels, disabled
 
 
-def load_vocabulary(library_root: Path | None = None, shipped: Path = SHIPPED) -> Vocabulary:
+def load_vocabulary(library_root: Path | None = None, shipped: Path | None = None) -> Vocabulary:
     """Shipped labels, then the library's ``labels.yaml`` on top."""
+    shipped = SHIPPED if shipped is None else shipped  # read at call time: tests point it elsewhere
     by_name: dict[str, LabelDef] = {}
     for path in sorted(shipped.glob("*.yaml")):
         for label in _parse(path, "shipped")[0]:
