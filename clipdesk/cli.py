@@ -13,6 +13,7 @@ import sys
 from datetime import datetime
 
 from clipdesk import __version__
+from clipdesk.captions import commands as caption_commands
 from clipdesk.errors import ClipdeskError
 from clipdesk.labels import commands as label_commands
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub, common)
     label_commands.add_parser(sub, common)
+    caption_commands.add_parser(sub, common)
     return p
 
 

@@ -264,6 +264,12 @@ def cmd_label(args) -> int:
     return run(args)
 
 
+def cmd_captions(args) -> int:
+    from clipdesk.captions.commands import cmd_captions as run
+
+    return run(args)
+
+
 def cmd_similar(args) -> int:
     from clipdesk.search import parse_text_query
 

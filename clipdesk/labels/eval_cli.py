@@ -11,16 +11,23 @@ from pathlib import Path
 
 def add_eval_parser(sub, common) -> None:
     """``clipdesk eval labels``; hooked into cli.build_parser with one line."""
-    ev = sub.add_parser("eval", help="measure label accuracy on the shared ImageNet sample")
+    ev = sub.add_parser("eval", help="measure label accuracy (ImageNet sample) or caption quality (COCO photos)")
     what = ev.add_subparsers(dest="eval_what", metavar="WHAT", required=True)
     lab = what.add_parser("labels", parents=[common], help="top-1/top-5 and precision vs coverage")
     lab.add_argument("--data", metavar="DIR", help="imagenet_sample folder (default: the shared data)")
     lab.add_argument("--limit", type=int, default=0, help="use only the first N images (default: all)")
     lab.add_argument("--batch-size", type=int, default=32)
     lab.add_argument("--descriptors", metavar="YAML", help="descriptor file (default: the shipped one)")
+    from clipdesk.captions.commands import add_eval_parser as add_captions
+
+    add_captions(what, common)
 
 
 def cmd_eval(args) -> int:
+    if args.eval_what == "captions":
+        from clipdesk.captions.commands import cmd_eval_captions
+
+        return cmd_eval_captions(args)
     from clipdesk.commands import _emit, _engine, _library
     from clipdesk.labels.eval import (
         DESCRIPTORS,
