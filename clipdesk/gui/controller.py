@@ -45,6 +45,7 @@ class LibraryController(QObject):
     search_finished = Signal(int, object)  # request id, search.SearchResult
     search_failed = Signal(int, object)
     labels_finished = Signal(object)  # labels.run.LabelReport
+    feedback_saved = Signal(int, str, bool)  # photo id, label, accepted
     library_changed = Signal()  # folder counts may have changed
 
     def __init__(self, library_root: Path, model: str | None = None, device: str = "auto",
@@ -60,6 +61,7 @@ class LibraryController(QObject):
         self.search_lane = single_lane("search")
         self.io_pool = QThreadPool()  # DB reads and file IO for the window
         self.io_pool.setMaxThreadCount(2)
+        self.writer_lane = single_lane("db-writer")  # small user edits, in the order they were made
         self._queue: list[tuple[str, list[str]]] = []  # ("index", roots) or ("label", [])
         self._index_worker: IndexWorker | None = None
         self._searchers: dict[str, tuple[int, Searcher]] = {}
@@ -126,6 +128,45 @@ class LibraryController(QObject):
         self._queue.append(("label", []))
         if self._index_worker is None:
             self._next_job()
+
+    def vocabulary(self):
+        from clipdesk.labels.vocab import load_vocabulary
+
+        return load_vocabulary(self.library.root)
+
+    def set_feedback(self, photo_id: int, label: str, accepted: bool) -> None:
+        """Accept or reject a label on a photo, off the GUI thread; ``feedback_saved`` follows."""
+        from clipdesk.labels.feedback import set_feedback
+
+        library = self.library
+        worker = FunctionWorker(lambda: set_feedback(library, photo_id, label, accepted))
+        worker.signals.result.connect(lambda _row: (self.feedback_saved.emit(photo_id, label, accepted),
+                                                    self.library_changed.emit()))
+        worker.signals.failed.connect(self.index_failed)
+        self.start(self.writer_lane, worker)
+
+    def review_queue(self, on_result, on_failed, limit: int = 200, label: str | None = None) -> None:
+        """The least certain label decisions, computed on the inference lane (it may encode descriptors)."""
+        from clipdesk.labels.review import review_queue
+
+        engine, library = self.engine, self.library
+        worker = FunctionWorker(lambda: review_queue(library, engine, self.vocabulary(), limit=limit, label=label))
+        worker.signals.result.connect(on_result)
+        worker.signals.failed.connect(on_failed)
+        self.start(self.inference_lane, worker)
+
+    def export_sidecars(self, on_progress, on_result, on_failed, force: bool = False) -> IndexWorker:
+        """Write XMP sidecars on the IO pool; returns the worker (its ``token`` cancels)."""
+        from clipdesk.labels.export import export_sidecars
+
+        library, vocabulary = self.library, self.vocabulary()
+        worker = IndexWorker(lambda progress, cancel: export_sidecars(library, vocabulary, force=force,
+                                                                      progress=progress, cancel=cancel))
+        worker.signals.progress.connect(on_progress)
+        worker.signals.result.connect(on_result)
+        worker.signals.failed.connect(on_failed)
+        self.start(self.io_pool, worker)
+        return worker
 
     def resume_unfinished(self) -> None:
         """Re-queue folders whose last scan did not finish (a crash or a quit)."""
@@ -238,4 +279,5 @@ class LibraryController(QObject):
         self.inference_lane.waitForDone(timeout_ms)
         self.search_lane.waitForDone(timeout_ms)
         self.io_pool.waitForDone(timeout_ms)
+        self.writer_lane.waitForDone(timeout_ms)
         self.library.close()

@@ -47,6 +47,8 @@ class Sidebar(QWidget):
         add_folder_requested(): the "Add folder…" button or menu entry.
         remove_folder_requested(str), remove_saved_search_requested(str):
             from the context menu; the main window asks for confirmation.
+        review_labels_requested(str), edit_labels_requested(str): from a
+            label's context menu (that label) or the Labels header's ("").
 
     Selection changes emit at once; Enter or a double-click on the current
     row emits again, so a saved search can be re-run.
@@ -58,6 +60,8 @@ class Sidebar(QWidget):
     add_folder_requested = Signal()
     remove_folder_requested = Signal(str)
     remove_saved_search_requested = Signal(str)
+    review_labels_requested = Signal(str)
+    edit_labels_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -204,6 +208,12 @@ class Sidebar(QWidget):
             action.triggered.connect(lambda: self.remove_saved_search_requested.emit(value))
         elif item is self.folders_header or kind == "folder":
             menu.addAction("Add folder…").triggered.connect(self.add_folder_requested)
+        elif item is self.labels_header or kind == "label":
+            which = value if kind == "label" else ""
+            review = f"Review '{which}'…" if which else "Review labels…"
+            menu.addAction(review).triggered.connect(lambda: self.review_labels_requested.emit(which))
+            edit = f"Edit '{which}'…" if which else "Edit labels…"
+            menu.addAction(edit).triggered.connect(lambda: self.edit_labels_requested.emit(which))
         else:
             menu.deleteLater()
             return None

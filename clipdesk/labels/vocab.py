@@ -30,6 +30,8 @@ from clipdesk.errors import ClipdeskError
 
 SHIPPED = Path(os.environ.get("CLIPDESK_RESOURCES") or Path(__file__).resolve().parents[2] / "resources") / "labels"
 USER_FILE = "labels.yaml"
+# libyaml's safe loader when PyYAML has it: ~10x faster, and the editor reloads on every change.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class VocabularyError(ClipdeskError):
@@ -72,7 +74,7 @@ class Vocabulary:
 
 def _parse(path: Path, source: str) -> tuple[list[LabelDef], set[str]]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise VocabularyError(f"Cannot read the label file {path}: {exc}") from None
     entries = data.get("labels") if isinstance(data, dict) else None

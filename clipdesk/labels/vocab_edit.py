@@ -78,10 +78,11 @@ def validate(label: LabelDef, library_root: Path, replacing: str | None = None,
         problems.append("The parent may use letters, digits, spaces and ' & . + - (and / between levels).")
     if label.parent and label.name in label.parent.split("/"):
         problems.append("A label cannot be its own parent.")
-    others = [e.label for e in list_labels(library_root, shipped) if e.label.name != (replacing or label.name)]
+    existing = [e.label for e in list_labels(library_root, shipped)]
+    others = [lab for lab in existing if lab.name != (replacing or label.name)]
     if replacing is not None and label.name != replacing and any(o.name == label.name for o in others):
         problems.append(f"There is already a label called '{label.name}'.")
-    if replacing is None and any(e.label.name == label.name for e in list_labels(library_root, shipped)):
+    if replacing is None and any(lab.name == label.name for lab in existing):
         problems.append(f"There is already a label called '{label.name}'; edit it instead.")
     for other in others:
         if label.name in other.synonyms:

@@ -135,4 +135,19 @@ def test_remove_saved_search_from_context_menu(sidebar, qtbot):
     with qtbot.waitSignal(sidebar.remove_saved_search_requested, timeout=1000) as blocker:
         menu.actions()[0].trigger()
     assert blocker.args == ["birthday cake"]
-    assert sidebar.context_menu_for(sidebar.labels_header.child(0)) is None
+
+
+def test_label_menu_reviews_or_edits_that_label(sidebar, qtbot):
+    label = sidebar.labels_header.child(0).text(0)
+    review, edit = sidebar.context_menu_for(sidebar.labels_header.child(0)).actions()
+    assert (review.text(), edit.text()) == (f"Review '{label}'…", f"Edit '{label}'…")
+    with qtbot.waitSignal(sidebar.review_labels_requested, timeout=1000) as blocker:
+        review.trigger()
+    assert blocker.args == [label]
+    with qtbot.waitSignal(sidebar.edit_labels_requested, timeout=1000) as blocker:
+        edit.trigger()
+    assert blocker.args == [label]
+    review_all, _ = sidebar.context_menu_for(sidebar.labels_header).actions()
+    with qtbot.waitSignal(sidebar.review_labels_requested, timeout=1000) as blocker:
+        review_all.trigger()
+    assert blocker.args == [""]
