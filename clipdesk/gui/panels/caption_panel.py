@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QCoreApplication, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -59,6 +59,9 @@ class CaptionPanel(QWidget):
         self._worker: IndexWorker | None = None
         self._build()
         self.show_photo(None)
+        app = QCoreApplication.instance()
+        if app is not None:  # quitting stops a job after its batch; the next run resumes it
+            app.aboutToQuit.connect(self.cancel)
 
     def _build(self) -> None:
         self.auto_label = QLabel(wordWrap=True)
