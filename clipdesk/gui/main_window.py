@@ -181,6 +181,8 @@ class MainWindow(QMainWindow):
         self.sidebar.remove_folder_requested.connect(self.remove_folder)
         self.sidebar.remove_saved_search_requested.connect(self._remove_saved_search)
         self.sidebar.review_labels_requested.connect(self.review_labels)
+        self.detail.feedback_requested.connect(self.controller.set_feedback)
+        c.feedback_saved.connect(self._on_feedback_saved)
         self.sidebar.edit_labels_requested.connect(self.edit_labels)
         self.drop_zone.add_folder_requested.connect(self.add_folder_dialog)
         self.no_match.show_closest_requested.connect(self._show_closest)
@@ -446,6 +448,10 @@ class MainWindow(QMainWindow):
         editor.show()
         self.label_editor = editor
         return editor
+
+    def _on_feedback_saved(self, photo_id: int, _label: str, _accepted: bool) -> None:
+        if self.detail.details is not None and self.detail.details.id == photo_id:
+            self._show_details(photo_id)  # the yes/no links go, a rejected label disappears
 
     def export_xmp(self) -> None:
         if confirm(self):

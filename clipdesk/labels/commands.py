@@ -118,6 +118,9 @@ def _run(args, lib) -> int:
     human = [f"{'Stopped' if report.cancelled else 'Labelled'}: {report.labelled} of {report.todo} photos to do "
              f"({report.photos} indexed); {report.with_labels} got labels, {report.proposed} proposals, "
              f"{report.removed} stale removed, {report.kept} left as you decided."]
+    if report.learned:
+        human.append(f"Learned from your accept/reject answers: {', '.join(report.learned)}"
+                     + (f" (re-decided on every photo: {', '.join(report.relearned)})" if report.relearned else ""))
     if engine.spec.random_init:
         data["warning"] = "test-only random model: labels are meaningless"
         human.insert(0, f"(model {engine.spec.label}; labels are meaningless)")

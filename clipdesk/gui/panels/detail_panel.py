@@ -9,6 +9,7 @@ through the grid never shows the wrong picture.
 
 from __future__ import annotations
 
+import html
 import warnings
 
 from PIL import Image, ImageOps
@@ -95,10 +96,12 @@ class DetailPanel(QWidget):
     Signals:
         preview_loaded(int): the preview of this photo id is on screen.
         preview_failed(int): it could not be decoded (the reason is shown).
+        feedback_requested(int, str, bool): the user confirmed or rejected a proposed label.
     """
 
     preview_loaded = Signal(int)
     preview_failed = Signal(int)
+    feedback_requested = Signal(int, str, bool)  # photo id, label, accepted
 
     def __init__(self, parent: QWidget | None = None, pool: QThreadPool | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +111,7 @@ class DetailPanel(QWidget):
             pool.setMaxThreadCount(1)
         self.pool = pool
         self.details: PhotoDetails | None = None
+        self._proposed: list[str] = []
         self._generation = 0
         self._image: QImage | None = None
 
@@ -123,6 +127,10 @@ class DetailPanel(QWidget):
             label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
             setattr(self, f"{name}_label", label)
             self.form.addRow(f"{title}:", label)
+        # Proposed labels get "yes / no" links: the same answers as the review queue.
+        self.feedback_label = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        self.feedback_label.linkActivated.connect(self._on_feedback_link)
+        self.form.insertRow(self.form.getWidgetPosition(self.labels_label)[0] + 1, "Correct?", self.feedback_label)
 
         details = QWidget()
         box = QVBoxLayout(details)
@@ -166,6 +174,11 @@ class DetailPanel(QWidget):
         self._set("camera", details.camera)
         self._set("gps", gps)
         self._set("labels", labels or None)
+        proposed = [name for name, _s, status in details.labels if status == "proposed"]
+        self.feedback_label.setText(" · ".join(
+            f"{html.escape(n)}: <a href='y:{i}'>yes</a> / <a href='n:{i}'>no</a>" for i, n in enumerate(proposed)))
+        self._proposed = proposed
+        self.form.setRowVisible(self.feedback_label, bool(proposed))
         self._set("caption", details.caption)
         self._set("score", None if score is None else f"{score:.3f}")
         self.missing_label.setVisible(details.missing)
@@ -177,6 +190,11 @@ class DetailPanel(QWidget):
         job.signals.done.connect(self._on_preview)
         job.signals.failed.connect(self._on_preview_failed)
         self.pool.start(job)
+
+    def _on_feedback_link(self, link: str) -> None:
+        verdict, index = link.split(":")
+        if self.details is not None:
+            self.feedback_requested.emit(self.details.id, self._proposed[int(index)], verdict == "y")
 
     def _set(self, name: str, text: str | None) -> None:
         """Fill one row; a row with nothing to say is hidden rather than showing "None"."""
