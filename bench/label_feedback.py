@@ -168,7 +168,8 @@ def main() -> None:
     rows = [r for seed in range(args.seeds) for r in run(seed, args.photos, ks)]
     print(f"{args.photos} photos, {LABELS} labels, answers from the first {POOL}; "
           f"held-out {args.photos - POOL}; mean over {args.seeds} seeds and the labels")
-    print(f"{'answers':>8} {'k/side':>6} {'taught':>6} | {'zero-shot P/R/F1':>18} | {'taught P/R/F1':>18} | F1 gain")
+    print("answers per label: 2k (random: k yes + k no; queue: the first 2k pool photos it shows)")
+    print(f"{'answers':>8} {'k':>6} {'taught':>6} | {'zero-shot P/R/F1':>18} | {'taught P/R/F1':>18} | F1 gain")
     for how in ("random", "queue"):
         for k in ks:
             sel = [r for r in rows if r[1] == how and r[2] == k]
