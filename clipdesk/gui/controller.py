@@ -46,6 +46,7 @@ class LibraryController(QObject):
     search_failed = Signal(int, object)
     labels_finished = Signal(object)  # labels.run.LabelReport
     feedback_saved = Signal(int, str, bool)  # photo id, label, accepted
+    feedback_failed = Signal(object)  # exception
     library_changed = Signal()  # folder counts may have changed
 
     def __init__(self, library_root: Path, model: str | None = None, device: str = "auto",
@@ -142,7 +143,7 @@ class LibraryController(QObject):
         worker = FunctionWorker(lambda: set_feedback(library, photo_id, label, accepted))
         worker.signals.result.connect(lambda _row: (self.feedback_saved.emit(photo_id, label, accepted),
                                                     self.library_changed.emit()))
-        worker.signals.failed.connect(self.index_failed)
+        worker.signals.failed.connect(self.feedback_failed)
         self.start(self.writer_lane, worker)
 
     def review_queue(self, on_result, on_failed, limit: int = 200, label: str | None = None) -> None:

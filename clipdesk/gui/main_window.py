@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
         self.sidebar.review_labels_requested.connect(self.review_labels)
         self.detail.feedback_requested.connect(self.controller.set_feedback)
         c.feedback_saved.connect(self._on_feedback_saved)
+        c.feedback_failed.connect(lambda exc: show_error(self, exc))
         self.sidebar.edit_labels_requested.connect(self.edit_labels)
         self.drop_zone.add_folder_requested.connect(self.add_folder_dialog)
         self.no_match.show_closest_requested.connect(self._show_closest)

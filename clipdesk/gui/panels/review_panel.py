@@ -55,6 +55,7 @@ class ReviewDialog(QDialog):
         self.limit = limit
         self.answers = 0
         self._relearning = False
+        self._generation = 0  # a reload makes earlier queue results stale
         self.loader = ThumbnailLoader(thumbnail_cache_dir(), size=256, parent=self)
         self.loader.loaded.connect(self._on_thumbnail)
 
@@ -108,10 +109,15 @@ class ReviewDialog(QDialog):
         self.status.setText("Finding the labels clipdesk is least sure of…")
         self.list.clear()
         self._set_buttons()
-        self.controller.review_queue(self._on_items, self._on_failed, limit=self.limit,
-                                     label=None if label == ALL_LABELS else label)
+        self._generation += 1
+        generation = self._generation
+        self.controller.review_queue(lambda items: self._on_items(items, generation),
+                                     lambda exc: self._on_failed(exc, generation),
+                                     limit=self.limit, label=None if label == ALL_LABELS else label)
 
-    def _on_items(self, items: list[ReviewItem]) -> None:
+    def _on_items(self, items: list[ReviewItem], generation: int) -> None:
+        if generation != self._generation:
+            return
         self.list.clear()
         for it in items:
             row = QListWidgetItem(describe(it))
@@ -123,8 +129,9 @@ class ReviewDialog(QDialog):
         self.list.setFocus()
         self._update_status()
 
-    def _on_failed(self, exc: BaseException) -> None:
-        self.status.setText(f"Could not build the review queue: {exc}")
+    def _on_failed(self, exc: BaseException, generation: int) -> None:
+        if generation == self._generation:
+            self.status.setText(f"Could not build the review queue: {exc}")
 
     def current(self) -> ReviewItem | None:
         row = self.list.currentItem()
@@ -216,5 +223,6 @@ class ReviewDialog(QDialog):
             super().keyPressEvent(event)
 
     def done(self, result: int) -> None:
+        self._generation += 1  # a queue still being computed finds the dialog gone
         self.loader.shutdown()
         super().done(result)
