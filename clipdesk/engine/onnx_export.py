@@ -33,10 +33,11 @@ def export_arch(arch: str, out_root: Path, with_random_weights: bool = False) ->
     import torch
 
     register_tiny()
-    tokenizer = open_clip.get_tokenizer(arch)
-    if not isinstance(tokenizer, open_clip.SimpleTokenizer):
+    hf_tokenizer = ((open_clip.get_model_config(arch) or {}).get("text_cfg") or {}).get("hf_tokenizer_name")
+    if hf_tokenizer:  # checked first: loading it would need the hub
         raise ValueError(f"{arch}: only models with the CLIP BPE tokenizer export to ONNX (this one uses "
-                         f"{type(tokenizer).__name__})")
+                         f"{hf_tokenizer})")
+    tokenizer = open_clip.get_tokenizer(arch)
     out = out_root / arch_dir_name(arch)
     out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):

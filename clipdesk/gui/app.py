@@ -69,7 +69,10 @@ def launch(args):
     settings.last_library = str(root)
     window = MainWindow(controller, settings)
     window.show()
-    controller.load_model()  # after the window is up: loading takes seconds
+    from clipdesk.gui.first_run import maybe_first_run
+
+    if args.model or not maybe_first_run(window, settings, controller):  # the dialog loads it when answered
+        controller.load_model()  # after the window is up: loading takes seconds
     controller.resume_unfinished()
     for path in getattr(args, "open_paths", None) or []:
         window.add_paths([path])

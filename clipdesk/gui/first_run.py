@@ -1,0 +1,190 @@
+"""First run: get the default model's weights, or use a checkpoint file the user already has.
+
+Shown once at launch when the model to use has no weights on disk and no
+choice was made before. Downloading runs on the thread pool with progress and
+Cancel, and the file is checked against its SHA-256 (``engine/weights.py``);
+a chosen file is checked for CLIP weights before it is accepted. The choice
+goes into the settings, so the next launch just loads the model. The dialog
+also says whether a GPU will be used and, if not, why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from clipdesk.engine.registry import ModelSpec, weights_present
+from clipdesk.engine.weights import check_checkpoint, device_report, download_weights
+from clipdesk.jobs import CancelToken
+
+
+class _JobSignals(QObject):
+    progress = Signal(int, int)
+    done = Signal(object)
+    failed = Signal(object)
+
+
+class _Job(QRunnable):
+    """Runs ``fn(signals)`` on the pool; its result or exception comes back as a signal."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+        self.signals = _JobSignals()
+
+    def run(self) -> None:
+        try:
+            result = self.fn(self.signals)
+        except BaseException as exc:  # noqa: BLE001 - shown in the dialog
+            self.signals.failed.emit(exc)
+        else:
+            self.signals.done.emit(result)
+
+
+class FirstRunDialog(QDialog):
+    """Download the weights of ``spec`` or choose a local checkpoint for its architecture.
+
+    Emits ``model_chosen`` with the ``--model`` text to load, then closes.
+    """
+
+    model_chosen = Signal(str)
+
+    def __init__(self, settings, spec: ModelSpec, parent: QWidget | None = None,
+                 downloader=download_weights, pool: QThreadPool | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Welcome to clipdesk")
+        self.settings, self.spec, self.downloader = settings, spec, downloader
+        self.pool = pool or QThreadPool.globalInstance()
+        self._cancel: CancelToken | None = None
+        self._jobs: set[_Job] = set()  # keep the Python wrappers alive while queued
+        intro = QLabel(wordWrap=True, text=(
+            f"clipdesk needs the weights of its model, {spec.name} ({spec.description or spec.arch}), once. "
+            "Download them (about 600 MB; the file is checked before use), or choose a checkpoint file you "
+            f"already have for the {spec.arch} architecture (.safetensors, or a weights-only PyTorch file)."))
+        self.device_label = QLabel("Checking for a GPU…", wordWrap=True)
+        self.progress = QProgressBar(visible=False)
+        self.status_label = QLabel(wordWrap=True)
+        self.download_button = QPushButton("Download")
+        self.file_button = QPushButton("Choose a file…")
+        self.later_button = QPushButton("Later")
+        self.download_button.clicked.connect(self.start_download)
+        self.file_button.clicked.connect(lambda: self.choose_file())
+        self.later_button.clicked.connect(self.reject)
+        buttons = QHBoxLayout()
+        for button in (self.download_button, self.file_button, self.later_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        for widget in (intro, self.device_label, self.progress, self.status_label):
+            layout.addWidget(widget)
+        layout.addLayout(buttons)
+        # torch's CUDA probe takes seconds: off the GUI thread.
+        self._start(lambda _signals: device_report(), lambda report: self.device_label.setText(report[0]))
+
+    def _start(self, fn, on_done, on_failed=None) -> _Job:
+        job = _Job(fn)
+        job.signals.done.connect(on_done)
+        job.signals.failed.connect(on_failed or (lambda exc: self.device_label.setText(f"GPU: unknown ({exc})")))
+        for sig in (job.signals.done, job.signals.failed):
+            sig.connect(lambda *_a, j=job: self._jobs.discard(j))
+        self._jobs.add(job)
+        self.pool.start(job)
+        return job
+
+    def start_download(self) -> None:
+        self._busy(True)
+        self._cancel = CancelToken()
+        cancel, spec, downloader = self._cancel, self.spec, self.downloader
+        job = self._start(lambda signals: downloader(spec, signals.progress.emit, cancel),
+                          self._downloaded, self._failed)
+        job.signals.progress.connect(self._on_progress)
+        self.status_label.setText("Downloading…")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, 1000 if total else 0)
+        if total:
+            self.progress.setValue(int(1000 * done / total))
+        self.status_label.setText(f"Downloading: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB" if total
+                                  else f"Downloading: {done / 1e6:,.0f} MB")
+
+    def _downloaded(self, path) -> None:
+        self.status_label.setText(f"Downloaded and verified: {Path(path).name}")
+        self._finish(self.spec.name, remember="")  # "" = the default preset, now on disk
+
+    def _failed(self, exc: BaseException) -> None:
+        self._busy(False)
+        self.status_label.setText(str(exc))
+
+    def choose_file(self, path: str | None = None) -> bool:
+        """Use a local checkpoint (from a file dialog when ``path`` is None); False if it is refused."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint file", str(Path.home()),
+                                                  "Model weights (*.safetensors *.pt *.pth *.bin)")
+            if not path:
+                return False
+        problem = check_checkpoint(Path(path))
+        if problem:
+            self.status_label.setText(problem)
+            return False
+        text = f"{self.spec.arch}:{Path(path).resolve()}"
+        self._finish(text, remember=text)
+        return True
+
+    def _finish(self, model_text: str, remember: str) -> None:
+        self.settings.model_spec = remember
+        self.settings.first_run_done = True
+        self.settings.sync()
+        self.model_chosen.emit(model_text)
+        self.accept()
+
+    def _busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.download_button.setEnabled(not busy)
+        self.file_button.setEnabled(not busy)
+        self.later_button.setText("Cancel" if busy else "Later")
+
+    def reject(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+        super().reject()
+
+
+def maybe_first_run(window, settings, controller) -> bool:
+    """Check (off the GUI thread) whether the model's weights are missing; if so open the dialog.
+
+    Returns True when it took over loading the model: at once when the weights
+    are there, or when the dialog is answered ("Later" loads it too, and the
+    window's banner then says what is missing).
+    """
+    if settings.first_run_done:
+        return False
+    spec = controller.engine.spec
+    job = _Job(lambda _signals: weights_present(spec))  # may import open_clip: seconds
+
+    def checked(present: bool) -> None:
+        if present:
+            controller.load_model()
+            return
+        dialog = FirstRunDialog(settings, spec, parent=window)
+        dialog.model_chosen.connect(
+            lambda text: controller.load_model() if text == spec.name
+            else controller.switch_model(text, settings.model_device))
+        dialog.rejected.connect(controller.load_model)
+        window.first_run_dialog = dialog
+        dialog.open()
+
+    job.signals.done.connect(checked)
+    job.signals.failed.connect(lambda _exc: controller.load_model())
+    window.first_run_job = job  # keep the Python wrapper alive while queued
+    controller.io_pool.start(job)
+    return True

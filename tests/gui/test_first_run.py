@@ -1,0 +1,88 @@
+"""First-run dialog: a local checkpoint or a (fake) verified download; the choice is remembered."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from PySide6.QtCore import QThreadPool
+
+from clipdesk.engine.registry import resolve
+from clipdesk.gui.first_run import FirstRunDialog, maybe_first_run
+from clipdesk.gui.settings import Settings
+
+
+@pytest.fixture
+def checkpoint(tmp_path, tiny_engine):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "my-clip.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_engine.model.state_dict().items()}, str(path))
+    return path
+
+
+def test_local_checkpoint_is_checked_and_remembered(qtbot, checkpoint, tmp_path):
+    settings = Settings()
+    dialog = FirstRunDialog(settings, resolve("vit-b-32"))
+    qtbot.addWidget(dialog)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    assert not dialog.choose_file(str(junk))
+    assert "Cannot read" in dialog.status_label.text() and not settings.first_run_done
+    with qtbot.waitSignal(dialog.model_chosen) as chosen:
+        assert dialog.choose_file(str(checkpoint))
+    assert chosen.args == [f"ViT-B-32:{checkpoint}"]
+    assert Settings().model_spec == f"ViT-B-32:{checkpoint}" and Settings().first_run_done
+    qtbot.waitUntil(lambda: dialog.device_label.text() != "Checking for a GPU…", timeout=30000)
+    assert "CPU" in dialog.device_label.text() or "GPU used" in dialog.device_label.text()
+
+
+def test_download_reports_progress_then_loads_the_default(qtbot):
+    calls = []
+
+    def downloader(spec, progress, cancel):
+        for done in (100, 600):
+            progress(done, 600)
+        calls.append(spec.name)
+        return "/cache/open_clip_model.safetensors"
+
+    settings = Settings()
+    settings.model_spec = "something-old"
+    dialog = FirstRunDialog(settings, resolve("vit-b-32"), downloader=downloader)
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.model_chosen, timeout=10000) as chosen:
+        dialog.start_download()
+    assert chosen.args == ["vit-b-32"] and calls == ["vit-b-32"]
+    assert settings.model_spec == "" and settings.first_run_done
+
+
+def test_a_failed_download_says_why_and_allows_another_try(qtbot):
+    from clipdesk.engine.weights import ChecksumMismatch
+
+    def downloader(spec, progress, cancel):
+        raise ChecksumMismatch("The downloaded file x is damaged")
+
+    dialog = FirstRunDialog(Settings(), resolve("vit-b-32"), downloader=downloader)
+    qtbot.addWidget(dialog)
+    dialog.start_download()
+    qtbot.waitUntil(lambda: "damaged" in dialog.status_label.text(), timeout=10000)
+    assert dialog.download_button.isEnabled() and not Settings().first_run_done
+
+
+@pytest.mark.parametrize(("model", "opens"), [("vit-b-32", True), ("tiny-random", False)])
+def test_shown_only_when_weights_are_missing(qtbot, model, opens):
+    from PySide6.QtWidgets import QWidget
+
+    window, loads = QWidget(), []
+    qtbot.addWidget(window)
+    controller = SimpleNamespace(engine=SimpleNamespace(spec=resolve(model)), io_pool=QThreadPool(),
+                                 load_model=lambda: loads.append(1))
+    assert maybe_first_run(window, Settings(), controller)
+    if opens:
+        qtbot.waitUntil(lambda: hasattr(window, "first_run_dialog"), timeout=30000)
+        assert window.first_run_dialog.isVisible() and not loads
+        window.first_run_dialog.reject()  # "Later" still loads: the banner says what is missing
+    qtbot.waitUntil(lambda: loads == [1], timeout=30000)
+    settings = Settings()
+    settings.first_run_done = True
+    assert not maybe_first_run(window, settings, controller)
