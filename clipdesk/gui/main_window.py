@@ -29,18 +29,16 @@ from clipdesk.errors import ClipdeskError
 from clipdesk.gui.controller import LibraryController, SearchRequest
 from clipdesk.gui.dialogs import DropZone, ErrorsDialog, NoMatchPage, PreviewDialog
 from clipdesk.gui.errors import show_error
-from clipdesk.gui.label_editor import LabelEditor
+from clipdesk.gui.label_actions import LabelActions
 from clipdesk.gui.model_dialog import ModelDialog
 from clipdesk.gui.models.thumbnail_model import ResultItem, ThumbnailModel, file_url
 from clipdesk.gui.panels.detail_panel import DetailPanel
-from clipdesk.gui.panels.review_panel import ReviewDialog
 from clipdesk.gui.panels.search_panel import QueryRequest, SearchBar
 from clipdesk.gui.settings import Settings
 from clipdesk.gui.sidebar import Sidebar
 from clipdesk.gui.thumbnails import ThumbnailLoader
 from clipdesk.gui.views.thumbnail_grid import ThumbnailGrid
 from clipdesk.gui.workers import FunctionWorker
-from clipdesk.gui.xmp_export import XmpExport, confirm, summary
 from clipdesk.imageio import is_supported
 from clipdesk.search import Term, parse_text_query
 from clipdesk.store.queries import all_photos, find_photo, folder_summaries, label_counts, photo_details, remove_folder
@@ -123,6 +121,7 @@ class MainWindow(QMainWindow):
         for w in (self.progress, self.rate_label, self.pause_button, self.cancel_button):
             bar.addPermanentWidget(w)
         bar.addPermanentWidget(self.model_label)
+        self.labels = LabelActions(self)
         self._build_actions()
 
     def _build_actions(self) -> None:
@@ -130,7 +129,7 @@ class MainWindow(QMainWindow):
         file_menu = menu.addMenu("&Library")
         self.add_folder_action = self._action(file_menu, "&Add folder…", self.add_folder_dialog, QKeySequence.Open)
         self._action(file_menu, "Files that could not be &indexed…", self.show_errors)
-        self.export_xmp_action = self._action(file_menu, "&Export labels to XMP sidecars…", self.export_xmp)
+        self.export_xmp_action = self._action(file_menu, "&Export labels to XMP sidecars…", self.labels.export_xmp)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.Quit)
         edit = menu.addMenu("&Search")
@@ -142,8 +141,8 @@ class MainWindow(QMainWindow):
         self._action(view, "&Smaller thumbnails", lambda: self.zoom(0.8), QKeySequence.ZoomOut)
         tools = menu.addMenu("&Tools")
         self._action(tools, "&Label photos", self.controller.run_labels)
-        self.review_action = self._action(tools, "&Review labels…", self.review_labels, "Ctrl+R")
-        self.label_editor_action = self._action(tools, "Label &editor…", self.edit_labels)
+        self.review_action = self._action(tools, "&Review labels…", lambda: self.labels.review(), "Ctrl+R")
+        self.label_editor_action = self._action(tools, "Label &editor…", lambda: self.labels.edit())
         self._action(tools, "&Model settings…", self.model_settings)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
@@ -180,11 +179,6 @@ class MainWindow(QMainWindow):
         self.sidebar.add_folder_requested.connect(self.add_folder_dialog)
         self.sidebar.remove_folder_requested.connect(self.remove_folder)
         self.sidebar.remove_saved_search_requested.connect(self._remove_saved_search)
-        self.sidebar.review_labels_requested.connect(self.review_labels)
-        self.detail.feedback_requested.connect(self.controller.set_feedback)
-        c.feedback_saved.connect(self._on_feedback_saved)
-        c.feedback_failed.connect(lambda exc: show_error(self, exc))
-        self.sidebar.edit_labels_requested.connect(self.edit_labels)
         self.drop_zone.add_folder_requested.connect(self.add_folder_dialog)
         self.no_match.show_closest_requested.connect(self._show_closest)
         self.banner_button.clicked.connect(self.model_settings)
@@ -424,40 +418,6 @@ class MainWindow(QMainWindow):
         """Photos carrying a label (in the current folder), like ``search --label``."""
         self._browse_label = label
         self.browse()
-
-    # -- labels: review, editor, XMP export ------------------------------------------------
-
-    def review_labels(self, label: str = "") -> ReviewDialog:
-        """The review queue (non-modal); ``label`` limits it to one label."""
-        names = sorted(lab.name for lab in self.controller.vocabulary().labels)
-        dialog = ReviewDialog(self.controller, names, self)
-        dialog.setAttribute(Qt.WA_DeleteOnClose)
-        if label in names:
-            dialog.label_filter.setCurrentText(label)  # reloads
-        else:
-            dialog.reload()
-        dialog.show()
-        self.review_dialog = dialog
-        return dialog
-
-    def edit_labels(self, name: str = "") -> LabelEditor:
-        editor = LabelEditor(self.controller.library.root, self)
-        editor.setAttribute(Qt.WA_DeleteOnClose)
-        editor.relabel_requested.connect(self.controller.run_labels)
-        if name:
-            editor.select(name)
-        editor.show()
-        self.label_editor = editor
-        return editor
-
-    def _on_feedback_saved(self, photo_id: int, _label: str, _accepted: bool) -> None:
-        if self.detail.details is not None and self.detail.details.id == photo_id:
-            self._show_details(photo_id)  # the yes/no links go, a rejected label disappears
-
-    def export_xmp(self) -> None:
-        if confirm(self):
-            self.xmp_export = XmpExport(self.controller, self)
-            self.xmp_export.finished.connect(lambda report: self.status_label.setText(summary(report)))
 
     # -- the selected photo ---------------------------------------------------------------
 

@@ -117,7 +117,8 @@ def test_review_queue_keyboard_accept_reject_and_no_comeback(qtbot, window):
     report = run_labels(qtbot, window)
     assert report.with_labels == 7  # 4 dogs + 3 cats; kayaks and the rest: none
     qtbot.waitUntil(lambda: sidebar_count(window, "dog") == "4")
-    dialog = window.review_labels()
+    window.review_action.trigger()  # Tools ▸ Review labels…
+    dialog = window.labels.review_dialog
     qtbot.waitUntil(lambda: dialog.list.count() == 24, timeout=10000)  # 12 photos x 2 labels, none decided
     margins = [abs(dialog.list.item(i).data(Qt.UserRole).margin) for i in range(dialog.list.count())]
     assert margins == sorted(margins)  # most uncertain first
@@ -164,7 +165,7 @@ def test_sidebar_label_menu_opens_a_review_of_that_label(qtbot, window):
     menu = window.sidebar.context_menu_for(cat)
     review = next(a for a in menu.actions() if a.text() == "Review 'cat'…")
     review.trigger()
-    dialog = window.review_dialog
+    dialog = window.labels.review_dialog
     qtbot.waitUntil(lambda: dialog.list.count() == 12, timeout=10000)
     assert {dialog.list.item(i).data(Qt.UserRole).label for i in range(12)} == {"cat"}
     dialog.close()
@@ -172,7 +173,8 @@ def test_sidebar_label_menu_opens_a_review_of_that_label(qtbot, window):
 
 def test_label_editor_validates_and_a_new_label_works_at_once(qtbot, window, tmp_path):
     run_labels(qtbot, window)
-    editor = window.edit_labels()
+    window.label_editor_action.trigger()  # Tools ▸ Label editor…
+    editor = window.labels.label_editor
     assert editor.entry("dog").state == "shipped"
     editor.name.setText("Kayak")
     editor.parent_edit.setText("vehicle")
@@ -214,7 +216,7 @@ def test_xmp_export_from_the_menu(qtbot, window, monkeypatch):
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.export_xmp_action.trigger()
-    with qtbot.waitSignal(window.xmp_export.finished, timeout=10000) as done:
+    with qtbot.waitSignal(window.labels.xmp_export.finished, timeout=10000) as done:
         pass
     assert len(done.args[0].written) == 7 and "Wrote 7 XMP sidecars" in window.status_label.text()
     dog = paths[window.photo_ids["dog0"]]
