@@ -122,6 +122,8 @@ def test_review_queue_keyboard_accept_reject_and_no_comeback(qtbot, window):
     qtbot.waitUntil(lambda: dialog.list.count() == 24, timeout=10000)  # 12 photos x 2 labels, none decided
     margins = [abs(dialog.list.item(i).data(Qt.UserRole).margin) for i in range(dialog.list.count())]
     assert margins == sorted(margins)  # most uncertain first
+    qtbot.waitUntil(lambda: not dialog.list.item(0).icon().isNull())  # thumbnails arrive
+    assert dialog.preview.pixmap() is not None and not dialog.preview.pixmap().isNull()
 
     proposed_dog = next(i for i in range(dialog.list.count())
                         if dialog.list.item(i).data(Qt.UserRole).proposed
