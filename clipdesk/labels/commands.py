@@ -18,6 +18,10 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     run.add_argument("--margin", type=float, help="how far a label must beat the generic 'a photo' prompts")
     run.add_argument("--z", type=float, help="how many spreads above the library's usual score for a label")
     actions.add_parser("list", parents=[common], help="labels in the library with photo counts")
+    rev = actions.add_parser("review", parents=[common],
+                             help="the label decisions clipdesk is least sure of; answer with accept/reject")
+    rev.add_argument("--label", dest="only_label", metavar="NAME", help="only this label")
+    rev.add_argument("-k", "--top", type=int, default=20, help="how many (default 20)")
     for verb, text in (("accept", "confirm a label on a photo"),
                        ("reject", "say a label is wrong for a photo: it never comes back there")):
         fb = actions.add_parser(verb, parents=[common], help=text)
@@ -43,6 +47,8 @@ def cmd_label(args) -> int:
         return _feedback(args, lib)
     if args.label_command == "export-xmp":
         return _export_xmp(args, lib)
+    if args.label_command == "review":
+        return _review(args, lib)
     return _run(args, lib)
 
 
@@ -78,6 +84,29 @@ def _export_xmp(args, lib) -> int:
     human = [f"Wrote {len(report.written)} sidecars (the photos themselves are never modified)."]
     human += [f"skipped: {reason}" for reason in report.skipped]
     commands._emit(args, {"written": report.written, "skipped": report.skipped}, human)  # noqa: SLF001
+    return 0
+
+
+def _review(args, lib) -> int:
+    from clipdesk import commands
+    from clipdesk.labels.review import review_queue
+
+    vocabulary = _vocabulary(lib)
+    label = vocabulary.get(args.only_label) if args.only_label else None
+    if args.only_label and label is None:
+        from clipdesk.errors import QueryError
+
+        raise QueryError(f"No label {args.only_label!r} in the vocabulary.")
+    items = review_queue(lib, commands._engine(args, lib), vocabulary, limit=max(1, args.top),  # noqa: SLF001
+                         label=label.name if label else None)
+    data = {"items": [{"id": it.photo_id, "path": it.path, "label": it.label, "proposed": it.proposed,
+                       "score": round(it.score, 4), "margin": round(it.margin, 3),
+                       "evidence": [[d, round(v, 4)] for d, v in it.evidence[:3]]} for it in items]}
+    human = [f"{it.photo_id:6d}  {'yes?' if it.proposed else 'no? '}  {it.label:<20} {it.margin:+6.2f}  {it.path}"
+             for it in items] or ["Nothing to review: run 'clipdesk label run' first."]
+    if items:
+        human.append("Answer with: clipdesk label accept|reject ID LABEL (then 'label run' relearns).")
+    commands._emit(args, data, human)  # noqa: SLF001
     return 0
 
 

@@ -87,6 +87,9 @@ def test_accept_reject_and_xmp_export(indexed, tmp_path):
     statuses = dict(query_db(library, "SELECT label, status FROM labels WHERE photo_id = ? AND label IN ('dog', 'cat')",
                              (first[0],)))
     assert statuses == {"dog": "accepted", "cat": "rejected"}
+    queue = ok_json(run_cli(library, "label", "review", "-k", "5", "--label", "kitten", "--json", env=env))["items"]
+    assert len(queue) == 5 and {it["label"] for it in queue} == {"cat"}
+    assert first[0] not in {it["id"] for it in queue}  # decided: never asked again
 
     out = ok_json(run_cli(library, "label", "export-xmp", str(first[0]), "--json", env=env))
     (sidecar,) = out["written"]
