@@ -15,13 +15,13 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     actions = la.add_subparsers(dest="label_command", metavar="ACTION", required=True)
     run = actions.add_parser("run", parents=[common], help="label every indexed photo (Ctrl-C stops; run again to continue)")
     run.add_argument("--batch-size", type=int, default=512, help="photos per transaction (default 512)")
-    run.add_argument("--margin", type=float, help="how far a label must beat the generic 'a photo' prompts")
-    run.add_argument("--z", type=float, help="how many spreads above the library's usual score for a label")
+    _add_thresholds(run)
     actions.add_parser("list", parents=[common], help="labels in the library with photo counts")
     rev = actions.add_parser("review", parents=[common],
                              help="the label decisions clipdesk is least sure of; answer with accept/reject")
     rev.add_argument("--label", dest="only_label", metavar="NAME", help="only this label")
     rev.add_argument("-k", "--top", type=int, default=20, help="how many (default 20)")
+    _add_thresholds(rev)
     for verb, text in (("accept", "confirm a label on a photo"),
                        ("reject", "say a label is wrong for a photo: it never comes back there")):
         fb = actions.add_parser(verb, parents=[common], help=text)
@@ -31,6 +31,11 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                              help="write labels (and captions) to XMP sidecars next to the photos (name.ext.xmp)")
     xmp.add_argument("photos", nargs="*", metavar="ID_OR_FILE", help="photos to export (default: all labelled)")
     xmp.add_argument("--force", action="store_true", help="merge into sidecars written by other tools too")
+
+
+def _add_thresholds(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--margin", type=float, help="how far a label must beat the generic 'a photo' prompts")
+    p.add_argument("--z", type=float, help="how many spreads above the library's usual score for a label")
 
 
 def add_search_option(p: argparse.ArgumentParser) -> None:
@@ -97,8 +102,12 @@ def _review(args, lib) -> int:
         from clipdesk.errors import QueryError
 
         raise QueryError(f"No label {args.only_label!r} in the vocabulary.")
+    from clipdesk.labels.scoring import DEFAULT_MARGIN, DEFAULT_Z
+
     items = review_queue(lib, commands._engine(args, lib), vocabulary, limit=max(1, args.top),  # noqa: SLF001
-                         label=label.name if label else None)
+                         label=label.name if label else None,
+                         margin=DEFAULT_MARGIN if args.margin is None else args.margin,
+                         z=DEFAULT_Z if args.z is None else args.z)
     data = {"items": [{"id": it.photo_id, "path": it.path, "label": it.label, "proposed": it.proposed,
                        "score": round(it.score, 4), "margin": round(it.margin, 3),
                        "evidence": [[d, round(v, 4)] for d, v in it.evidence[:3]]} for it in items]}
