@@ -274,5 +274,8 @@ def cmd_eval_captions(args) -> int:
     result["backend"] = args.backend
     if engine.spec.random_init or "random" in captioner.model_key:
         result["warning"] = "test-only random model: the scores say nothing about caption quality"
-    commands._emit(args, result, format_report(result))  # noqa: SLF001
+    human = format_report(result)
+    if "warning" in result:
+        human.insert(0, f"({result['warning']})")
+    commands._emit(args, result, human)  # noqa: SLF001
     return 0
