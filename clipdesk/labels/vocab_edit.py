@@ -78,12 +78,17 @@ def validate(label: LabelDef, library_root: Path, replacing: str | None = None,
         problems.append("The parent may use letters, digits, spaces and ' & . + - (and / between levels).")
     if label.parent and label.name in label.parent.split("/"):
         problems.append("A label cannot be its own parent.")
-    existing = [e.label for e in list_labels(library_root, shipped)]
+    entries = list_labels(library_root, shipped)
+    hidden = {e.label.name for e in entries if e.state == "hidden"}
+    existing = [e.label for e in entries]
     others = [lab for lab in existing if lab.name != (replacing or label.name)]
-    if replacing is not None and label.name != replacing and any(o.name == label.name for o in others):
-        problems.append(f"There is already a label called '{label.name}'.")
-    if replacing is None and any(lab.name == label.name for lab in existing):
-        problems.append(f"There is already a label called '{label.name}'; edit it instead.")
+    taken = any(o.name == label.name for o in others) if replacing is not None and label.name != replacing else (
+        replacing is None and any(lab.name == label.name for lab in existing))
+    if taken and label.name in hidden:
+        problems.append(f"'{label.name}' is a hidden shipped label: select it and choose Show again.")
+    elif taken:
+        problems.append(f"There is already a label called '{label.name}'"
+                        + ("; edit it instead." if replacing is None else "."))
     for other in others:
         if label.name in other.synonyms:
             problems.append(f"'{label.name}' is already a synonym of '{other.name}'.")

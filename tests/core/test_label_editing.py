@@ -43,6 +43,7 @@ def test_add_edit_hide_revert_and_delete(tmp_path, shipped):
     assert remove_label(root, "beach", shipped) == "hidden"
     assert load_vocabulary(root, shipped).get("beach") is None
     assert states(root, shipped)["beach"] == "hidden"
+    assert any("Show again" in m for m in validate(normalise("beach", ["sand"]), root, None, shipped))
     restore_label(root, "beach")
     assert remove_label(root, "dog", shipped) == "reverted"
     assert load_vocabulary(root, shipped).get("dog").descriptors == ("a wagging tail", "a wet nose")
