@@ -51,6 +51,13 @@ def find_arch_dir(arch: str) -> Path | None:
     return None
 
 
+def available_archs() -> list[str]:
+    """Architectures with an ONNX graph on the search path."""
+    found = {json.loads(m.read_text())["arch"] for root in search_path() if root.is_dir()
+             for m in root.glob(f"arch-*/{META}")}
+    return sorted(found, key=str.lower)
+
+
 def read_meta(arch: str) -> dict | None:
     found = find_arch_dir(arch)
     return json.loads((found / META).read_text()) if found else None
@@ -128,10 +135,11 @@ class OnnxEngine:
                 "export the graph with `clipdesk models export-onnx` on an install with torch.")
         meta = json.loads((arch_dir / META).read_text())
         weights = weights_file(spec, arch_dir, meta)
-        if (weights is None or not weights.is_file()) and self.on_download is not None and not spec.checkpoint:
+        if (weights is None or not weights.is_file()) and not spec.checkpoint and not spec.random_init:
             from clipdesk.engine.clip import prefetch_weights
 
-            prefetch_weights(spec, str(models_dir()), self.on_download)
+            # Like open_clip in the torch engine: fetch on first use when the hub answers.
+            prefetch_weights(spec, str(models_dir()), self.on_download or (lambda done, total: None))
             weights = weights_file(spec, arch_dir, meta)
         if weights is None or not weights.is_file():
             raise ModelNotAvailable(

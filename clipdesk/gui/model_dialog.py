@@ -44,17 +44,25 @@ _NAME = Qt.ItemDataRole.UserRole
 
 def _probe() -> dict:
     """Facts that need torch/open_clip: weight files, architectures, what "auto" picks."""
-    import open_clip
-    import torch
-
-    from clipdesk.engine.clip import pick_device
-
     present = {}
     for name in PRESETS:
         try:
             present[name] = weights_present(resolve(name))
         except Exception:  # noqa: BLE001 - a broken cache entry reads as "not downloaded"
             present[name] = False
+    try:
+        import open_clip
+        import torch
+    except ImportError:  # the packaged app: ONNX Runtime, and the architectures it has graphs for
+        from clipdesk.engine.onnx_engine import available_archs
+        from clipdesk.engine.weights import device_report
+
+        line, gpu = device_report()
+        return {"present": present, "archs": available_archs(), "auto": f"auto → {'cuda' if gpu else 'cpu'} ({line})",
+                "available": {"cuda": gpu, "mps": False}}
+
+    from clipdesk.engine.clip import pick_device
+
     auto = pick_device("auto")
     if auto == "cuda":
         why = torch.cuda.get_device_name(0)
@@ -231,9 +239,14 @@ class ModelDialog(QDialog):
         if spec.checkpoint and not Path(spec.checkpoint).is_file():
             return f"Checkpoint file not found: {spec.checkpoint}"
         if spec.pretrained:
-            import open_clip  # already imported by resolve()
+            try:
+                import open_clip  # already imported by resolve()
+            except ImportError:  # the packaged app: the tags its ONNX graph knows the weights of
+                from clipdesk.engine.onnx_engine import read_meta
 
-            tags = open_clip.list_pretrained_tags_by_model(spec.arch)
+                tags = list((read_meta(spec.arch) or {}).get("hf_hub", {}))
+            else:
+                tags = open_clip.list_pretrained_tags_by_model(spec.arch)
             if tags and spec.pretrained not in tags:
                 return f"'{spec.arch}' has no weights tagged '{spec.pretrained}'. Known tags: {', '.join(tags)}."
         return None

@@ -86,3 +86,23 @@ def test_shown_only_when_weights_are_missing(qtbot, model, opens):
     settings = Settings()
     settings.first_run_done = True
     assert not maybe_first_run(window, settings, controller)
+
+
+def test_model_dialog_facts_without_torch(tmp_path, monkeypatch):
+    """The packaged app has no torch or open_clip: the model dialog's facts come from the ONNX graphs."""
+    import json
+    import sys
+
+    from clipdesk.gui.model_dialog import _probe
+
+    graph = tmp_path / "onnx" / "arch-ViT-B-32"
+    graph.mkdir(parents=True)
+    (graph / "meta.json").write_text(json.dumps({"arch": "ViT-B-32", "hf_hub": {}}))
+    monkeypatch.setenv("CLIPDESK_ONNX_PATH", str(tmp_path / "onnx"))
+    monkeypatch.setenv("CLIPDESK_ENGINE", "onnx")
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # import fails, as in the bundle
+    monkeypatch.setitem(sys.modules, "torch", None)
+    facts = _probe()
+    assert facts["archs"] == ["ViT-B-32"]
+    assert facts["auto"].startswith("auto → cpu (Runs on the CPU: this ONNX Runtime build has no CUDA")
+    assert facts["present"]["tiny-random"] and not facts["present"]["vit-b-32"]
