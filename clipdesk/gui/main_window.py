@@ -32,6 +32,7 @@ from clipdesk.gui.errors import show_error
 from clipdesk.gui.label_actions import LabelActions
 from clipdesk.gui.model_dialog import ModelDialog
 from clipdesk.gui.models.thumbnail_model import ResultItem, ThumbnailModel, file_url
+from clipdesk.gui.panels.caption_panel import CaptionPanel
 from clipdesk.gui.panels.detail_panel import DetailPanel
 from clipdesk.gui.panels.search_panel import QueryRequest, SearchBar
 from clipdesk.gui.settings import Settings
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.search_bar = SearchBar()
         self.sidebar = Sidebar()
         self.detail = DetailPanel()
+        self.captions = CaptionPanel(self.controller, lambda: [i.photo_id for i in self.grid.selected_items()])
         self.drop_zone = DropZone()
         self.no_match = NoMatchPage()
 
@@ -105,7 +107,10 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.sidebar)
         self.splitter.addWidget(center)
-        self.splitter.addWidget(self.detail)
+        right = QSplitter(Qt.Vertical)  # the photo's details above its caption
+        right.addWidget(self.detail)
+        right.addWidget(self.captions)
+        self.splitter.addWidget(right)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([220, 800, 300])
         self.setCentralWidget(self.splitter)
@@ -422,6 +427,7 @@ class MainWindow(QMainWindow):
     # -- the selected photo ---------------------------------------------------------------
 
     def _show_details(self, photo_id: int) -> None:
+        self.captions.show_photo(photo_id if photo_id >= 0 else None)
         if photo_id < 0:
             self.detail.show_photo(None)
             return
