@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ CALIBRATION_SAMPLE = 20_000
 # Scores of one label barely vary on constructed or tiny sets; keep the bar above noise.
 MIN_SPREAD = 1e-3
 _CACHE_VERSION = 1
+CACHE_KEEP = 4  # descriptor cache files (model x vocabulary) kept per library
 
 
 class TextEncoder(Protocol):
@@ -162,6 +164,7 @@ class DescriptorBank:
             try:
                 with np.load(path) as data:
                     if str(data["model_key"]) == self.model_key and str(data["vocab_hash"]) == self.vocab_hash:
+                        os.utime(path)  # recently used: kept by _prune
                         return data["descriptors"].astype(np.float32), data["background"].astype(np.float32)
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache file is rebuilt below
@@ -173,6 +176,7 @@ class DescriptorBank:
             np.savez(tmp, descriptors=desc, background=background, model_key=self.model_key,
                      vocab_hash=self.vocab_hash)
             tmp.replace(path)
+            _prune(path.parent)
         return desc, background
 
     def _encode_descriptors(self, encoder: TextEncoder) -> np.ndarray:
@@ -237,6 +241,13 @@ class DescriptorBank:
             why = f"learned from your feedback ({probe.positives} yes, {probe.negatives} no)"
             learned[j] = (1 / (1 + np.exp(-logit)), why)
         return LabelScores(self.names, scores, background, margin > 0, sims, self, margin, learned)
+
+
+def _prune(cache_dir: Path, keep: int = CACHE_KEEP) -> None:
+    """Each vocabulary edit writes a new file (a few MB): keep the most recently used few."""
+    files = sorted(cache_dir.glob("labels-*.npz"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def _unit(m: np.ndarray) -> np.ndarray:

@@ -238,3 +238,19 @@ def test_run_relabels_a_reembedded_photo(library):
     assert (report.todo, report.removed, report.proposed) == (1, 1, 1)
     rows = _labels(library)
     assert (ids[0], "dog") not in rows and rows[(ids[0], "cat")] == ("auto", "proposed")
+
+
+def test_old_descriptor_caches_are_pruned(tmp_path):
+    import os
+
+    from clipdesk.labels.scoring import CACHE_KEEP
+
+    first = DescriptorBank(KeywordEncoder(), vocab(), tmp_path).cache_path(tmp_path)
+    others = [DescriptorBank(KeywordEncoder(key=f"fake:{i}"), vocab(), tmp_path).cache_path(tmp_path)
+              for i in range(CACHE_KEEP - 1)]
+    for age, path in enumerate([first, *others]):
+        os.utime(path, (1000 + age, 1000 + age))  # first is the oldest ...
+    DescriptorBank(KeywordEncoder(), vocab(), tmp_path)  # ... but was just used again
+    DescriptorBank(KeywordEncoder(key="fake:new"), vocab(), tmp_path)
+    kept = set(tmp_path.glob("labels-*.npz"))
+    assert len(kept) == CACHE_KEEP and first in kept and others[0] not in kept
