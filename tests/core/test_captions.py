@@ -178,3 +178,38 @@ def test_non_coca_model_is_refused():
 
     with pytest.raises(ModelSpecError):
         resolve_caption_model("tiny-random")
+
+
+# -- the embedding-decoder backend (the decoder itself is tested in its own module) --------
+
+
+class _FakeDecoder:
+    model_key, version = "m", "decoder-v1-abc"
+
+    def __init__(self):
+        self.calls = []
+
+    def caption_embeddings(self, embeddings, n=5, method="beam", max_len=24):
+        self.calls.append((embeddings.shape, n, method, max_len))
+        return [[f"caption {i} of {k}" for k in range(n)] for i in range(len(embeddings))]
+
+
+def test_decoder_backend_feeds_stored_vectors_and_names_its_weights(library, encoder):
+    from clipdesk.captions.backends import DecoderBackend
+
+    ids = _photos(library, 3)
+    fake = _FakeDecoder()
+    backend = DecoderBackend(fake, method="nucleus", max_len=12)
+    assert backend.model_key == "decoder-v1-abc@m"
+    encoder.default = np.array([1.0, 0, 0])
+    report = caption_library(library, backend, encoder, n=2, batch=2)
+    assert report.captioned == 3 and fake.calls == [((2, 3), 2, "nucleus", 12), ((1, 3), 2, "nucleus", 12)]
+    assert photo_captions(library, ids[2])[0].model_key == "decoder-v1-abc@m"
+
+
+def test_missing_decoder_says_how_to_train_one(library, tiny_engine):
+    from clipdesk.captions.backends import make_captioner
+
+    with pytest.raises(ModelNotAvailable, match="clipdesk captions train") as err:
+        make_captioner("decoder", library.root, tiny_engine)
+    assert str(library.root / "models" / "captions") in str(err.value)
