@@ -43,8 +43,11 @@ def _panel(qtbot, controller, selected):
 def test_caption_selected_writes_captions_and_the_hand_edit_survives(qtbot, indexed):
     controller, ids = indexed
     selected = ids[:2]
-    panel = _panel(qtbot, controller, selected)
+    panel = _panel(qtbot, controller, [])
     assert panel.auto_label.text() == NO_PHOTO and not panel.edit.isEnabled()
+    qtbot.mouseClick(panel.caption_selected_button, Qt.LeftButton)  # nothing selected: no job
+    assert not panel.running and "Select photos" in panel.status.text()
+    panel.selected_ids = lambda: list(selected)
     with qtbot.waitSignal(panel.job_finished, timeout=60000) as done:
         panel.run_job(None)
         panel.cancel()  # before the first batch: nothing written, the next run does it all

@@ -103,7 +103,7 @@ class CaptionPanel(QWidget):
 
         self.save_button.clicked.connect(self.save_edit)
         self.edit.returnPressed.connect(self.save_edit)
-        self.caption_selected_button.clicked.connect(lambda: self.run_job(self.selected_ids() or None))
+        self.caption_selected_button.clicked.connect(self.caption_selected)
         self.caption_library_button.clicked.connect(lambda: self.run_job(None))
         self.pause_button.toggled.connect(self._toggle_pause)
         self.cancel_button.clicked.connect(self.cancel)
@@ -157,6 +157,13 @@ class CaptionPanel(QWidget):
     @property
     def running(self) -> bool:
         return self._worker is not None
+
+    def caption_selected(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            self.status.setText("Select photos in the grid first (or use Caption library).")
+            return
+        self.run_job(ids)
 
     def run_job(self, photo_ids: list[int] | None) -> None:
         """Caption these photos (again, if they have a caption) or, with None, the rest of the library."""
