@@ -213,3 +213,27 @@ def test_missing_decoder_says_how_to_train_one(library, tiny_engine):
     with pytest.raises(ModelNotAvailable, match="clipdesk captions train") as err:
         make_captioner("decoder", library.root, tiny_engine)
     assert str(library.root / "models" / "captions") in str(err.value)
+
+
+def test_captions_train_command_passes_options_and_reports(tmp_path, monkeypatch, capsys):
+    import json
+
+    import clipdesk.captions.train as train_module
+    from clipdesk.cli import main
+    from clipdesk.jobs import Progress
+
+    seen = {}
+
+    def fake_train(engine, library_dir, *, progress, cancel, **options):
+        seen.update(options, key=engine.key, library=library_dir)
+        progress(Progress("training", 1, 2))
+        return train_module.TrainResult(path=tmp_path / "d.safetensors", model_key=engine.key, captions=10, epochs=1,
+                                        held_out={"text": {"bleu4": 0.2}, "baseline": {"bleu4": 0.05}})
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    code = main(["--library", str(tmp_path / "lib"), "--model", "tiny-random", "captions", "train", "--epochs", "1",
+                 "--max-captions", "0", "--json"])
+    assert code == 0
+    assert seen["epochs"] == 1 and seen["max_captions"] is None and seen["key"].startswith("open_clip:clipdesk-tiny")
+    out = json.loads(capsys.readouterr().out)
+    assert out["captions"] == 10 and out["held_out"]["text"]["bleu4"] == 0.2
