@@ -71,11 +71,15 @@ def launch(args):
     window.show()
     from clipdesk.gui.first_run import maybe_first_run
 
-    if args.model or not maybe_first_run(window, settings, controller):  # the dialog loads it when answered
+    def start_work() -> None:
+        controller.resume_unfinished()
+        for path in getattr(args, "open_paths", None) or []:
+            window.add_paths([path])
+
+    # Without weights, the first-run dialog decides the model first, then loads it and calls start_work.
+    if args.model or not maybe_first_run(window, settings, controller, then=start_work):
         controller.load_model()  # after the window is up: loading takes seconds
-    controller.resume_unfinished()
-    for path in getattr(args, "open_paths", None) or []:
-        window.add_paths([path])
+        start_work()
 
     def close() -> None:
         window.close()

@@ -68,10 +68,11 @@ class FirstRunDialog(QDialog):
         self.pool = pool or QThreadPool.globalInstance()
         self._cancel: CancelToken | None = None
         self._jobs: set[_Job] = set()  # keep the Python wrappers alive while queued
+        self.setMinimumWidth(560)
         intro = QLabel(wordWrap=True, text=(
-            f"clipdesk needs the weights of its model, {spec.name} ({spec.description or spec.arch}), once. "
+            f"clipdesk needs the weights of its model, {spec.name} (open_clip {spec.arch}), once.\n\n"
             "Download them (about 600 MB; the file is checked before use), or choose a checkpoint file you "
-            f"already have for the {spec.arch} architecture (.safetensors, or a weights-only PyTorch file)."))
+            f"already have for {spec.arch} (.safetensors, or a weights-only PyTorch file)."))
         self.device_label = QLabel("Checking for a GPU…", wordWrap=True)
         self.progress = QProgressBar(visible=False)
         self.status_label = QLabel(wordWrap=True)
@@ -159,32 +160,38 @@ class FirstRunDialog(QDialog):
         super().reject()
 
 
-def maybe_first_run(window, settings, controller) -> bool:
+def maybe_first_run(window, settings, controller, then=lambda: None) -> bool:
     """Check (off the GUI thread) whether the model's weights are missing; if so open the dialog.
 
     Returns True when it took over loading the model: at once when the weights
     are there, or when the dialog is answered ("Later" loads it too, and the
-    window's banner then says what is missing).
+    window's banner then says what is missing). ``then`` runs after that
+    (indexing waits for the model to be chosen).
     """
     if settings.first_run_done:
         return False
     spec = controller.engine.spec
     job = _Job(lambda _signals: weights_present(spec))  # may import open_clip: seconds
 
+    def load(text: str | None = None) -> None:
+        if text is None or text == spec.name:
+            controller.load_model()
+        else:
+            controller.switch_model(text, settings.model_device)
+        then()
+
     def checked(present: bool) -> None:
         if present:
-            controller.load_model()
+            load()
             return
         dialog = FirstRunDialog(settings, spec, parent=window)
-        dialog.model_chosen.connect(
-            lambda text: controller.load_model() if text == spec.name
-            else controller.switch_model(text, settings.model_device))
-        dialog.rejected.connect(controller.load_model)
+        dialog.model_chosen.connect(load)
+        dialog.rejected.connect(load)
         window.first_run_dialog = dialog
         dialog.open()
 
     job.signals.done.connect(checked)
-    job.signals.failed.connect(lambda _exc: controller.load_model())
+    job.signals.failed.connect(lambda _exc: load())
     window.first_run_job = job  # keep the Python wrapper alive while queued
     controller.io_pool.start(job)
     return True

@@ -77,12 +77,14 @@ def test_shown_only_when_weights_are_missing(qtbot, model, opens):
     qtbot.addWidget(window)
     controller = SimpleNamespace(engine=SimpleNamespace(spec=resolve(model)), io_pool=QThreadPool(),
                                  load_model=lambda: loads.append(1))
-    assert maybe_first_run(window, Settings(), controller)
+    after = []
+    assert maybe_first_run(window, Settings(), controller, then=lambda: after.append(len(loads)))
     if opens:
         qtbot.waitUntil(lambda: hasattr(window, "first_run_dialog"), timeout=30000)
         assert window.first_run_dialog.isVisible() and not loads
         window.first_run_dialog.reject()  # "Later" still loads: the banner says what is missing
     qtbot.waitUntil(lambda: loads == [1], timeout=30000)
+    assert after == [1]  # indexing starts once the model is decided, after its load was queued
     settings = Settings()
     settings.first_run_done = True
     assert not maybe_first_run(window, settings, controller)
