@@ -15,6 +15,10 @@ fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 tar -C "$WORK" -xzf "$TARBALL"
+if find "$WORK/$NAME/app" -maxdepth 2 -name 'torch' -o -maxdepth 2 -name 'libtorch*' | grep -q .; then
+    echo "smoke.sh: torch is in the bundle; the spec's excludes failed" >&2
+    exit 1
+fi
 # A bare environment: a fresh HOME, no venv, no Python path, so nothing leaks in from the build machine.
 RUN=(env -i HOME="$WORK/home" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen)
 mkdir -p "$WORK/home"
