@@ -35,7 +35,7 @@ __all__ = ["TrainResult", "evaluate_text_reconstruction", "train"]
 # encoding dominates with a real model (a ViT-B-32 text tower encodes ~16 captions/s
 # on 2 shared cores), so the cap bounds the time; a GPU can take every caption.
 DEFAULT_MAX_CAPTIONS = 8000
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 6
 DEFAULT_HELD_OUT = 300
 DEFAULT_NOISE = 0.5  # in units of each dimension's spread over the training captions
 MEMORY_MAX = 50_000
@@ -59,8 +59,8 @@ class TrainResult:
 
 
 def train(engine, library_dir: Path, *, epochs: int = DEFAULT_EPOCHS, max_captions: int | None = DEFAULT_MAX_CAPTIONS,
-          held_out: int = DEFAULT_HELD_OUT, data_dir: Path | None = None, width: int = 256, layers: int = 3,
-          batch_size: int = 128, lr: float = 1e-3, noise: float = DEFAULT_NOISE, seed: int = 0,
+          held_out: int = DEFAULT_HELD_OUT, data_dir: Path | None = None, width: int = 192, layers: int = 2,
+          batch_size: int = 64, lr: float = 1e-3, noise: float = DEFAULT_NOISE, seed: int = 0,
           threads: int | None = None, progress: ProgressCallback = no_progress,
           cancel: CancelToken | None = None) -> TrainResult:
     """Train, evaluate and save the decoder for ``engine.key``; see the module docstring.
