@@ -135,8 +135,7 @@ class Searcher:
             return SearchResult([], True, self.index.mode, 0, terms)
         query, positive_text = self._query_vector(terms)
         allow = self._allow_mask(terms, filters)
-        ids, scores = self.index.search(query, k, allow)
-        ids, scores, matched = self._blend_captions(terms, query, ids, scores, k, allow)
+        ids, scores, matched = self._search_with_captions(terms, query, k, allow)
         relevant = self._relevance(query, positive_text, ids, scores, terms, min_score) | (matched >= 1.0)
         paths = self._paths(ids)
         hits = [Hit(int(i), paths[int(i)], float(s), bool(r), float(m))
@@ -196,24 +195,30 @@ class Searcher:
         mu, sigma = float(all_scores.mean()), float(all_scores.std())
         return scores >= mu + IMAGE_Z_CUTOFF * max(sigma, 1e-6)
 
-    def _blend_captions(self, terms, query, ids, scores, k, allow):
-        """Add photos whose captions hold the query's words, with a bonus, and re-rank."""
-        from clipdesk.captions.store import keyword_matches, query_words
+    def _search_with_captions(self, terms, query, k, allow):
+        """Vector search with a bonus for caption words: ids, scores, share of the words matched.
+
+        Photos whose captions hold every word are boosted inside the vector
+        search (so they can rise from anywhere in the library); partial
+        matches then re-rank the photos found.
+        """
+        from clipdesk.captions.store import full_matches, partial_matches, query_words
 
         words = query_words(" ".join(str(t.value) for t in terms if t.kind == "text" and not t.negative))
-        matches = keyword_matches(self.library, words)
-        if not matches:
-            return ids, scores, np.zeros(len(ids))
-        vectors, shown = self.index.vectors, set(ids.tolist())
-        rows = {pid: vectors.row_of(pid) for pid in matches if pid not in shown}
-        keep = [(pid, r) for pid, r in rows.items() if r is not None and (allow is None or allow[r])]
-        if keep:
-            ids = np.concatenate([ids, np.asarray([pid for pid, _ in keep], np.int64)])
-            scores = np.concatenate([scores, vectors.matrix[[r for _, r in keep]] @ query])
-        matched = np.asarray([matches.get(int(i), 0.0) for i in ids])
-        scores = scores + CAPTION_BONUS * matched
-        order = np.argsort(-scores, kind="stable")[:k]
-        return ids[order], scores[order], matched[order]
+        full = full_matches(self.library, words)
+        boost = None
+        if len(full):
+            boost = CAPTION_BONUS * np.isin(self.index.vectors.ids, full).astype(np.float32)
+        ids, scores = self.index.search(query, k, allow, boost)
+        matched = np.isin(ids, full).astype(np.float64)
+        partial = partial_matches(self.library, words, ids[matched < 1])
+        if partial:
+            extra = np.fromiter((partial.get(int(i), 0.0) for i in ids), np.float64, len(ids))
+            matched += extra
+            scores = scores + CAPTION_BONUS * extra
+            order = np.argsort(-scores, kind="stable")
+            ids, scores, matched = ids[order], scores[order], matched[order]
+        return ids, scores, matched
 
     def _null_vectors(self) -> np.ndarray:
         if self._null is None:

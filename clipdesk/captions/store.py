@@ -8,11 +8,14 @@ caption is the one shown and exported whenever it exists.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from itertools import chain
 
+import numpy as np
 from sqlalchemy import delete, select
-from sqlalchemy import text as sql
 
 from clipdesk.errors import QueryError
 from clipdesk.store.db import Library
@@ -97,19 +100,82 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 def query_words(text: str) -> list[str]:
     """The content words of a query, lower-case, in order, without repeats."""
-    return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS))
+    words = _WORD.findall(text.lower())
+    return list(dict.fromkeys(w for w in words if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())))
 
 
-def keyword_matches(library: Library, words: list[str]) -> dict[int, float]:
-    """Photo id -> the share of ``words`` its captions contain (stemmed: 'dogs' finds 'dog')."""
+# Full matches come straight from FTS5 (one index row per photo, rowid = photo
+# id), which intersects its posting lists in C. Partial matches are only needed
+# for the photos a search already ranks, so they are computed here from those
+# few captions, with the same Porter stemming and accent folding.
+FULL_MATCH_LIMIT = 200_000
+
+
+@dataclass
+class KeywordMatches:
+    full: np.ndarray  # photo ids, ascending, whose captions hold every word
+    partial: dict[int, float]  # for the photos asked about: the share of the words held (< 1)
+
+    def share(self, photo_ids: np.ndarray) -> np.ndarray:
+        out = np.isin(photo_ids, self.full).astype(np.float64)
+        for i, pid in enumerate(photo_ids.tolist()):
+            out[i] = max(out[i], self.partial.get(pid, 0.0))
+        return out
+
+    def as_dict(self) -> dict[int, float]:
+        return {**self.partial, **dict.fromkeys(self.full.tolist(), 1.0)}
+
+
+def keyword_matches(library: Library, words: list[str], among=()) -> KeywordMatches:
+    """Photos whose captions hold all ``words``; the partial share for the photos in ``among``."""
+    full = full_matches(library, words)
+    return KeywordMatches(full, partial_matches(library, words, [i for i in among if i not in set(full.tolist())]))
+
+
+def full_matches(library: Library, words: list[str]) -> np.ndarray:
+    """Ids (ascending) of photos whose captions hold every word (stemmed: 'dogs' finds 'dog')."""
     if not words:
-        return {}
-    hits: dict[int, int] = {}
+        return np.zeros(0, np.int64)
+    query = " ".join('"' + w.replace('"', '""') + '"' for w in words)  # quoted: never FTS syntax
     with library.session() as s:
-        for word in words:
-            phrase = '"' + word.replace('"', '""') + '"'
-            ids = s.execute(sql("SELECT DISTINCT c.photo_id FROM captions_fts JOIN captions c ON c.id = "
-                                 "captions_fts.rowid WHERE captions_fts MATCH :q"), {"q": phrase}).scalars()
-            for pid in ids:
-                hits[pid] = hits.get(pid, 0) + 1
-    return {pid: n / len(words) for pid, n in hits.items()}
+        # The driver's own cursor: ORM rows would cost more than the search itself.
+        cursor = s.connection().connection.cursor()
+        try:
+            rows = cursor.execute("SELECT rowid FROM captions_fts WHERE captions_fts MATCH ? ORDER BY rowid LIMIT ?",
+                                  (query, FULL_MATCH_LIMIT)).fetchall()
+        finally:
+            cursor.close()
+    return np.fromiter(chain.from_iterable(rows), np.int64, len(rows))
+
+
+def partial_matches(library: Library, words: list[str], photo_ids) -> dict[int, float]:
+    """For these photos (not full matches): the share of ``words`` their captions hold, below 1."""
+    photo_ids = [int(i) for i in photo_ids]
+    if len(words) < 2 or not photo_ids:
+        return {}
+    with library.session() as s:
+        captions = s.execute(select(Caption.photo_id, Caption.text).where(Caption.photo_id.in_(photo_ids))).all()
+    wanted = {_stem(w) for w in words}
+    top = (len(wanted) - 1) / len(wanted)  # a stemming disagreement must not fake a full match
+    stems: dict[int, set[str]] = {}
+    for pid, caption in captions:
+        stems.setdefault(pid, set()).update(_stems(caption))
+    return {pid: min(top, len(wanted & got) / len(wanted)) for pid, got in stems.items() if wanted & got}
+
+
+def _stems(caption: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(caption.lower())}
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    """What FTS5's ``porter unicode61 remove_diacritics 2`` keeps of a word."""
+    from nltk.stem.porter import PorterStemmer
+
+    folded = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return _porter(PorterStemmer).stem(folded.lower())
+
+
+@lru_cache(maxsize=1)
+def _porter(cls):
+    return cls(mode=cls.ORIGINAL_ALGORITHM)

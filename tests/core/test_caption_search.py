@@ -33,10 +33,10 @@ def photos(library):
     ])
 
 
-def _searcher(library):
+def _make(library, hnsw_min_size=10**9):
     texts = {p: _axis(3) for p in NULL_PROMPTS}
     texts |= {"zebra": _axis(2), "beach": _axis(0), "zebras on a beach": _axis(0) + 0.2 * _axis(2)}
-    return Searcher(library, FakeEncoder(KEY, texts), hnsw_min_size=10**9)
+    return Searcher(library, FakeEncoder(KEY, texts), hnsw_min_size=hnsw_min_size)
 
 
 def test_query_words_drop_filler():
@@ -47,19 +47,39 @@ def test_index_follows_inserts_updates_and_deletes(library, photos):
     with library.session() as s, s.begin():
         write_auto_captions(s, {photos[0]: ("Two dogs running", 0.3)}, "m")
     set_user_caption(library, photos[1], "Grandma's café")
-    assert keyword_matches(library, ["dog"]) == {photos[0]: 1.0}  # stemmed: dogs ~ dog
-    assert keyword_matches(library, ["cafe"]) == {photos[1]: 1.0}  # diacritics folded
-    assert keyword_matches(library, ["dog", "cat"]) == {photos[0]: 0.5}
+    assert keyword_matches(library, ["dog"]).as_dict() == {photos[0]: 1.0}  # stemmed: dogs ~ dog
+    assert keyword_matches(library, ["cafe"]).as_dict() == {photos[1]: 1.0}  # diacritics folded
+    assert keyword_matches(library, ["dog", "cat"]).as_dict() == {}  # all words, or a partial share for ranked photos
+    assert keyword_matches(library, ["dogs", "cat", "run"], among=photos).as_dict() == {photos[0]: pytest.approx(2 / 3)}
+    assert keyword_matches(library, ["run", "dog"], among=photos).as_dict() == {photos[0]: 1.0}
+    assert keyword_matches(library, ["grandma", "cafés"], among=[]).as_dict() == {photos[1]: 1.0}
+    with library.session() as s, s.begin():
+        write_auto_captions(s, {photos[1]: ("a dog on a sofa", 0.3)}, "m")
+    # One index row per photo: words from its hand-written and automatic captions match together.
+    assert keyword_matches(library, ["grandma", "dog"]).as_dict() == {photos[1]: 1.0}
+    set_user_caption(library, photos[1], "")
+    assert keyword_matches(library, ["grandma"]).as_dict() == {}
+    assert keyword_matches(library, ["sofa"]).as_dict() == {photos[1]: 1.0}
     with library.session() as s, s.begin():
         s.execute(update(Caption).where(Caption.photo_id == photos[0]).values(text="a red car"))
-    assert keyword_matches(library, ["dog"]) == {} and keyword_matches(library, ["car"]) == {photos[0]: 1.0}
+    assert keyword_matches(library, ["running"]).as_dict() == {}
+    assert keyword_matches(library, ["car"]).as_dict() == {photos[0]: 1.0}
     with library.session() as s, s.begin():
         s.execute(delete(Photo).where(Photo.id == photos[0]))  # cascades to the caption
-    assert keyword_matches(library, ["car"]) == {}
-    assert keyword_matches(library, ['"quoted" OR *']) == {}  # user text never reaches FTS syntax
+    assert keyword_matches(library, ["car"]).as_dict() == {}
+    assert keyword_matches(library, ['"quoted" OR *']).as_dict() == {}  # user text never reaches FTS syntax
 
 
-def test_caption_words_lift_a_photo_clip_ranks_poorly(library, photos):
+def _searcher(library):
+    return _make(library)
+
+
+@pytest.mark.parametrize("mode", ["exact", "hnsw"])
+def test_caption_words_lift_a_photo_clip_ranks_poorly(library, photos, mode):
+    def _searcher(library):  # noqa: F811 - the same searcher, in either search mode
+        return _make(library, 10**9 if mode == "exact" else 1)
+
+    assert _searcher(library).index.mode == mode
     result = _searcher(library).search([Term("text", "beach")], k=2)
     assert [h.path for h in result.hits] == ["/p/beach.jpg"]  # no captions: CLIP alone, cut-off on
     query = [Term("text", "zebras on a beach")]
@@ -71,6 +91,9 @@ def test_caption_words_lift_a_photo_clip_ranks_poorly(library, photos):
     assert [h.relevant for h in after] == [True, True, False]  # every word in its caption: relevant
     assert after[1].caption_match == 1.0 and after[1].score == pytest.approx(before["/q/zebra2.jpg"].score + CAPTION_BONUS)
     assert [h.path for h in _searcher(library).search(query, k=3).hits] == ["/p/beach.jpg", "/q/zebra2.jpg"]
+    # From below the top k: the vector search itself scores the boosted photo.
+    assert [h.path for h in _searcher(library).search(query, k=2, show_all=True).hits] == ["/p/beach.jpg",
+                                                                                            "/q/zebra2.jpg"]
 
 
 def test_caption_matches_respect_filters_and_k(library, photos):
@@ -100,6 +123,6 @@ def test_upgrade_from_0001_indexes_existing_captions(tmp_path):
     engine.dispose()
     lib = Library(lib_dir)
     try:
-        assert keyword_matches(lib, ["lighthouse"]) == {1: 1.0}
+        assert keyword_matches(lib, ["lighthouse"]).as_dict() == {1: 1.0}
     finally:
         lib.close()
