@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def make_captioner(backend: str, library_root: Path, engine, *, caption_model: s
                    device: str = "auto", method: str = "beam", max_len: int = DEFAULT_MAX_LEN,
                    batch_size: int = 8):
     """A ``Captioner`` for ``backend`` (``coca`` or ``decoder``); models load on first use."""
+    if importlib.util.find_spec("torch") is None:  # the packaged app searches with ONNX Runtime alone
+        raise ModelNotAvailable("Captioning needs PyTorch, which this build does not include: install clipdesk "
+                                "with pip (pip install clipdesk) to caption photos.")
     if backend == "coca":
         from clipdesk.captions.coca import CocaCaptioner, resolve_caption_model
 
