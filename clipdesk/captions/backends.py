@@ -48,8 +48,8 @@ def make_captioner(backend: str, library_root: Path, engine, *, caption_model: s
                    batch_size: int = 8):
     """A ``Captioner`` for ``backend`` (``coca`` or ``decoder``); models load on first use."""
     if importlib.util.find_spec("torch") is None:  # the packaged app searches with ONNX Runtime alone
-        raise ModelNotAvailable("Captioning needs PyTorch, which this build does not include: install clipdesk "
-                                "with pip (pip install clipdesk) to caption photos.")
+        raise ModelNotAvailable("Captioning needs PyTorch, which this build does not include: caption from a "
+                                "Python install of clipdesk (scripts/bootstrap.sh), on the same library.")
     if backend == "coca":
         from clipdesk.captions.coca import CocaCaptioner, resolve_caption_model
 
