@@ -67,8 +67,11 @@ def tokenize(text: str) -> str:
 
 def score_captions(hypotheses: Sequence[str], references: Sequence[Sequence[str]], meteor: bool = True) -> dict:
     """Corpus BLEU-1..4, METEOR (None without Java, or when not asked) and CIDEr for one hypothesis per photo."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        raise CaptionEvalDataError("Caption scores need pycocoevalcap: pip install 'clipdesk[eval]'.") from None
 
     gts = {i: [tokenize(r) for r in refs] for i, refs in enumerate(references)}
     res = {i: [tokenize(h) or "empty"] for i, h in enumerate(hypotheses)}  # the scorers reject empty strings

@@ -155,6 +155,8 @@ def partial_matches(library: Library, words: list[str], photo_ids) -> dict[int, 
         return {}
     with library.session() as s:
         captions = s.execute(select(Caption.photo_id, Caption.text).where(Caption.photo_id.in_(photo_ids))).all()
+    if _porter() is None:
+        return {}  # no stemmer (the packaged app): full matches only
     wanted = {_stem(w) for w in words}
     top = (len(wanted) - 1) / len(wanted)  # a stemming disagreement must not fake a full match
     stems: dict[int, set[str]] = {}
@@ -170,12 +172,14 @@ def _stems(caption: str) -> set[str]:
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """What FTS5's ``porter unicode61 remove_diacritics 2`` keeps of a word."""
-    from nltk.stem.porter import PorterStemmer
-
     folded = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
-    return _porter(PorterStemmer).stem(folded.lower())
+    return _porter().stem(folded.lower())
 
 
 @lru_cache(maxsize=1)
-def _porter(cls):
-    return cls(mode=cls.ORIGINAL_ALGORITHM)
+def _porter():
+    try:
+        from nltk.stem.porter import PorterStemmer
+    except ImportError:
+        return None
+    return PorterStemmer(mode=PorterStemmer.ORIGINAL_ALGORITHM)

@@ -126,3 +126,12 @@ def test_upgrade_from_0001_indexes_existing_captions(tmp_path):
         assert keyword_matches(lib, ["lighthouse"]).as_dict() == {1: 1.0}
     finally:
         lib.close()
+
+
+def test_without_a_stemmer_only_full_matches_count(library, photos, monkeypatch):
+    import clipdesk.captions.store as store
+
+    set_user_caption(library, photos[0], "two dogs on a beach")
+    monkeypatch.setattr(store, "_porter", lambda: None)  # the packaged app ships without nltk
+    assert keyword_matches(library, ["dog", "cat"], among=photos).as_dict() == {}
+    assert keyword_matches(library, ["dog", "beach"], among=photos).as_dict() == {photos[0]: 1.0}
