@@ -225,8 +225,8 @@ def _export_xmp(args, lib) -> int:
     wanted = [_photo_id(lib, ref) for ref in args.photos] or None
     captions = best_captions(lib, wanted)
     with lib.session() as s:
-        paths = dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_(list(captions)),
-                                                                  Photo.missing_since.is_(None))).all())
+        present = s.execute(select(Photo.id, Photo.path).where(Photo.missing_since.is_(None))).all()
+    paths = {pid: path for pid, path in present if pid in captions}
     written, skipped = [], []
     for pid in sorted(paths):
         try:

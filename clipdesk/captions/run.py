@@ -75,13 +75,13 @@ def caption_library(library: Library, captioner: Captioner, encoder: TextEncoder
     todo = photos_to_caption(library, captioner.model_key, encoder.key, photo_ids, force)
     report.todo = len(todo)
     progress(Progress(PHASE, 0, report.todo))
-    with library.session() as s:
-        paths = dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_(todo))).all()) if todo else {}
     for start in range(0, len(todo), batch):
         if cancel.checkpoint():
             report.cancelled = True
             break
         ids = [pid for pid in todo[start:start + batch] if vectors.row_of(pid) is not None]
+        with library.session() as s:  # per batch: one IN list for 100k photos is too many SQL variables
+            paths = dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_(ids))).all())
         items = [PhotoItem(pid, paths[pid], vectors.matrix[vectors.row_of(pid)]) for pid in ids]
         groups = captioner.candidates(items, n)
         ranked = rerank(np.stack([it.embedding for it in items]), groups, encoder.encode_text) if items else []
