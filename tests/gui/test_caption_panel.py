@@ -81,3 +81,18 @@ def test_caption_selected_writes_captions_and_the_hand_edit_survives(qtbot, inde
     assert [c.source for c in caps] == ["user", "auto"]
     panel.show_photo(ids[0])
     qtbot.waitUntil(lambda: panel.edit.text() == "My sister's birthday cake")
+
+
+def test_main_window_panel_follows_the_selected_photo(qtbot, indexed):
+    from clipdesk.captions.store import set_user_caption
+    from clipdesk.gui.main_window import MainWindow
+    from clipdesk.gui.settings import Settings
+
+    controller, ids = indexed
+    set_user_caption(controller.library, ids[1], "Lunch at the lake")
+    win = MainWindow(controller, Settings())
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.grid_model.rowCount() == 3)
+    win.grid.setCurrentIndex(win.grid_model.index(win.grid_model.row_of(ids[1])))
+    qtbot.waitUntil(lambda: win.captions.edit.text() == "Lunch at the lake")
+    assert win.captions.auto_label.text() == "No automatic caption yet."
