@@ -18,8 +18,8 @@ from clipdesk.captions.train import train
 from clipdesk.jobs import CancelToken
 
 # Small enough to train in seconds on a busy CPU, large enough that the decoder clearly
-# learns to read the embedding (measured margins are several times the asserted ones).
-FAST = {"max_captions": 2000, "epochs": 8, "held_out": 120, "width": 64, "layers": 1, "batch_size": 32, "lr": 3e-3,
+# learns to read the embedding (measured margins are about twice the asserted ones).
+FAST = {"max_captions": 2000, "epochs": 12, "held_out": 120, "width": 64, "layers": 1, "batch_size": 32, "lr": 3e-3,
         "threads": 1}
 
 
@@ -91,12 +91,12 @@ def test_text_reconstruction_beats_the_most_frequent_caption(trained, tiny_engin
     _, result = trained
     scores = result.held_out
     assert scores["captions"] == FAST["held_out"]
-    # Measured (deterministic training): F1 0.285 vs 0.197, BLEU-4 0.037 vs 0.003.
-    assert scores["text"]["token_f1"] > scores["baseline"]["token_f1"] + 0.04
-    assert scores["text"]["bleu4"] > 2 * scores["baseline"]["bleu4"]
+    # Measured (training is seeded): F1 0.291 vs 0.197, BLEU-4 0.038 vs 0.003.
+    assert scores["text"]["token_f1"] > scores["baseline"]["token_f1"] + 0.05
+    assert scores["text"]["bleu4"] > 3 * scores["baseline"]["bleu4"]
     assert scores["text_projected"]["token_f1"] > scores["baseline"]["token_f1"]
     # The decoder reads the embedding, not just the caption style: each caption decoded
-    # from another caption's vector scores clearly worse (measured F1 0.226).
+    # from another caption's vector scores clearly worse (measured F1 0.225).
     held = load_split(shared_data / "captions").held_out_captions(FAST["held_out"])
     captioner = EmbeddingDecoderCaptioner.load(result.path, device="cpu")
     vecs = np.roll(tiny_engine.encode_text(held), 7, axis=0)
