@@ -162,3 +162,37 @@ def test_vocab_and_token_f1():
     assert vocab.decode(vocab.encode("A dog jumps", 24)[1:]) == "a dog"
     assert token_f1("a dog runs", "A dog runs.") == 1.0 and token_f1("cat", "a dog") == 0.0
     assert np.isclose(token_f1("a dog", "a dog runs"), 0.8)
+
+
+class _CountingEncoder:
+    """Deterministic text vectors; counts what it is asked to encode."""
+
+    key = "fake:counting"
+    dim = 8
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode_text(self, texts):
+        self.encoded += len(texts)
+        vecs = np.array([[len(t), t.count("a"), 1, 0, 0, 0, 0, 0] for t in texts], np.float32)
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def test_caption_vectors_are_cached_in_chunks_and_resume(tmp_path, monkeypatch):
+    from clipdesk.captions import train as train_mod
+
+    monkeypatch.setattr(train_mod, "CHUNK", 4)
+    texts = [f"caption {'a' * i}" for i in range(10)]
+    enc, token = _CountingEncoder(), CancelToken()
+
+    def stop_after_first_chunk(p):
+        if p.done == 4:
+            token.cancel()
+
+    assert train_mod.encode_cached(enc, texts, tmp_path, stop_after_first_chunk, token) is None
+    assert enc.encoded == 4
+    full = train_mod.encode_cached(enc, texts, tmp_path)
+    assert enc.encoded == 10  # the first chunk came from the cache
+    assert np.array_equal(full, _CountingEncoder().encode_text(texts))
+    assert np.array_equal(train_mod.encode_cached(enc, texts, tmp_path), full) and enc.encoded == 10
