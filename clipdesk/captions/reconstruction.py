@@ -8,6 +8,7 @@ training caption) is scored alongside as the baseline to beat.
 
 from __future__ import annotations
 
+import importlib.util
 from collections import Counter
 from collections.abc import Sequence
 
@@ -35,10 +36,15 @@ def token_f1(hypothesis: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def have_bleu() -> bool:
+    """Whether nltk is installed (the packaged app leaves it out; then BLEU-4 is reported as None)."""
+    return importlib.util.find_spec("nltk") is not None
+
+
 def score(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     f1 = [token_f1(h, r) for h, r in zip(hypotheses, references, strict=True)]
     return {
-        "bleu4": round(bleu4(hypotheses, [[r] for r in references]), 4),
+        "bleu4": round(bleu4(hypotheses, [[r] for r in references]), 4) if have_bleu() else None,
         "token_f1": round(sum(f1) / max(len(f1), 1), 4),
         "exact": round(sum(normalise(h) == normalise(r) for h, r in zip(hypotheses, references, strict=True))
                        / max(len(f1), 1), 4),
@@ -50,7 +56,7 @@ def evaluate_text_reconstruction(captioner, engine, held_out_captions: Sequence[
     """Scores for the decoder (text vectors as they are, and projected onto the memory) and the baseline.
 
     Returns ``{"captions", "method", "text", "text_projected", "baseline", "baseline_caption",
-    "examples"}``; each score block holds ``bleu4``, ``token_f1`` and ``exact`` (share decoded
+    "examples"}``; each score block holds ``bleu4`` (None without nltk), ``token_f1`` and ``exact`` (share decoded
     word for word). ``embeddings`` may pass the captions' text vectors when already computed.
     """
     refs = list(held_out_captions)

@@ -196,3 +196,10 @@ def test_caption_vectors_are_cached_in_chunks_and_resume(tmp_path, monkeypatch):
     assert enc.encoded == 10  # the first chunk came from the cache
     assert np.array_equal(full, _CountingEncoder().encode_text(texts))
     assert np.array_equal(train_mod.encode_cached(enc, texts, tmp_path), full) and enc.encoded == 10
+
+
+def test_scores_without_nltk_still_give_token_f1(monkeypatch):
+    from clipdesk.captions import reconstruction
+
+    monkeypatch.setattr(reconstruction, "have_bleu", lambda: False)  # as in the packaged app
+    assert reconstruction.score(["a dog runs"], ["a dog runs"]) == {"bleu4": None, "token_f1": 1.0, "exact": 1.0}
