@@ -135,8 +135,11 @@ def _next_logprobs(model, embs, tokens):
 
     # Given image features, forward() skips the image tower; ``image_latent``
     # only passes through to the output, so any non-None tensor will do.
-    logits = model(None, tokens, image_latent=embs[:, 0], image_embs=embs, output_labels=False)["logits"][:, -1]
-    return torch.log_softmax(logits.float(), dim=-1)
+    logits = model(None, tokens, image_latent=embs[:, 0], image_embs=embs, output_labels=False)["logits"][:, -1].float()
+    # Start and pad tokens are never part of a caption; a weak model that picks
+    # them would otherwise yield captions that decode to nothing.
+    logits[:, [SOT, 0]] = float("-inf")
+    return torch.log_softmax(logits, dim=-1)
 
 
 def _beam_search(model, embs, n: int, max_len: int) -> list[list[list[int]]]:
