@@ -69,14 +69,14 @@ def machine_line(torch: bool = False) -> str:
     return "machine: " + "; ".join(parts)
 
 
-def random_engine(arch: str = "ViT-B-32", batch_size: int = 32):
+def random_engine(arch: str = "ViT-B-32", batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
     """A real-size open_clip model with random weights: same speed, no download."""
     from clipdesk.engine.clip import ClipEngine
     from clipdesk.engine.registry import ModelSpec
 
     os.environ.setdefault("CLIPDESK_MODELS", str(Path(tempfile.gettempdir()) / "clipdesk-bench-models"))
     spec = ModelSpec(f"{arch.lower()}-random", arch, random_init=True, description="benchmark only")
-    engine = ClipEngine(spec, device="cpu", batch_size=batch_size)
+    engine = ClipEngine(spec, device=device, batch_size=batch_size, precision=precision)
     engine.model  # noqa: B018 - load now, outside any timing
     return engine
 

@@ -26,6 +26,9 @@ def _global_options(p: argparse.ArgumentParser, default) -> None:
     p.add_argument("--model", metavar="NAME", **d, help="model preset, ARCH/TAG, hf-hub:ORG/REPO or ARCH:CHECKPOINT")
     p.add_argument("--device", metavar="DEVICE", **({"default": "auto"} if default is None else d),
                    help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"),
+                   **({"default": "auto"} if default is None else d),
+                   help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16; each has its own embeddings")
     p.add_argument("--json", action="store_true", **d, help="machine-readable output")
     p.add_argument("-v", "--verbose", action="store_true", **d, help="log details to stderr")
 

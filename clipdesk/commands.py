@@ -30,7 +30,7 @@ def _engine(args, lib: Library, batch_size: int = 32):
 
     spec = resolve(args.model or lib.get_meta(MODEL_META))
     _check_device(args.device)
-    return make_engine(spec, device=args.device, batch_size=batch_size)
+    return make_engine(spec, device=args.device, batch_size=batch_size, precision=getattr(args, "precision", "auto"))
 
 
 
@@ -157,17 +157,25 @@ def _searcher(args):
     with lib.session() as s:
         count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_key == engine.key))
     if not count:
-        raise NotIndexed(_not_indexed_message(lib, engine.spec, explicit=bool(args.model)))
+        raise NotIndexed(_not_indexed_message(lib, engine.spec, explicit=bool(args.model), precision=engine.precision))
     return Searcher(lib, engine, CoreConfig().hnsw_min_size, cutoff=not engine.spec.random_init), engine
 
 
-def _not_indexed_message(lib: Library, spec, explicit: bool) -> str:
+def _not_indexed_message(lib: Library, spec, explicit: bool, precision: str = "fp32") -> str:
     with lib.session() as s:
         photos = s.scalar(select(func.count()).select_from(Photo))
     if not photos:
         return f"The library {lib.root} has no photos yet. Run: clipdesk index FOLDER (then search again)."
     model_flag = f"--model {_model_name(spec)} " if explicit else ""
     message = f"No photos in {lib.root} are indexed with model '{spec.name}'."
+    from clipdesk.engine.registry import embedding_key
+
+    others = {embedding_key(spec, p): p for p in ("fp32", "fp16", "bf16") if p != precision}
+    with lib.session() as s:
+        found = s.scalars(select(Embedding.model_key).where(Embedding.model_key.in_(others)).limit(1)).first()
+    if found is not None:  # the same model at another precision: its own vectors, so say which flag finds them
+        return (f"{message[:-1]} at {precision}; they are indexed at {others[found]}, a separate set of embeddings. "
+                f"Add --precision {others[found]}, or run: clipdesk {model_flag}--precision {precision} index FOLDER")
     current = lib.get_meta(MODEL_META)
     if current and current != _model_name(spec):
         message += f" The library was last indexed with '{current}': drop --model, or"
@@ -286,12 +294,13 @@ def cmd_status(args) -> int:
     from clipdesk.engine.registry import DEFAULT_PRESET, resolve
 
     spec = resolve(model_name)
+    key = _engine(args, lib).key  # the precision in use is part of the identity
     with lib.session() as s:
         photos = s.scalar(select(func.count()).select_from(Photo).where(Photo.missing_since.is_(None)))
         missing = s.scalar(select(func.count()).select_from(Photo).where(Photo.missing_since.is_not(None)))
         embedded = s.scalar(
             select(func.count()).select_from(Embedding).join(Photo, Photo.id == Embedding.photo_id)
-            .where(Embedding.model_key == spec.key, Photo.missing_since.is_(None))
+            .where(Embedding.model_key == key, Photo.missing_since.is_(None))
         )
         errors = s.scalar(select(func.count()).select_from(ScanError))
         folders = [
@@ -304,7 +313,7 @@ def cmd_status(args) -> int:
         ]
     hnsw_min = CoreConfig().hnsw_min_size
     data = {
-        "library": str(lib.root), "model": spec.name, "model_key": spec.key,
+        "library": str(lib.root), "model": spec.name, "model_key": key,
         "model_is_default": model_name is None or model_name == DEFAULT_PRESET,
         "photos": photos, "embedded": embedded, "not_embedded": photos - embedded, "missing": missing,
         "errors": errors, "folders": folders, "search_mode": "hnsw" if embedded >= hnsw_min else "exact",
@@ -335,22 +344,37 @@ def cmd_errors(args) -> int:
 
 
 def cmd_models(args) -> int:
-    if getattr(args, "action", "list") == "export-onnx":
+    action = getattr(args, "action", "list")
+    if action == "export-onnx":
         from clipdesk.engine.onnx_cli import cmd_export_onnx
 
         return cmd_export_onnx(args)
-    from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS, resolve, weights_present
+    if action == "download":
+        from clipdesk.engine.onnx_cli import cmd_download
 
-    rows = []
+        return cmd_download(args, _sigint_cancels)
+    from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS, resolve
+    from clipdesk.engine.sources import loadable_here, weight_source, weights_present
+
+    rows, skipped = [], []
     for name in PRESETS:
         spec = resolve(name)  # a preset's checkpoint file, under the models folder
-        rows.append({"name": spec.name, "arch": spec.arch, "pretrained": spec.pretrained,
-                     "checkpoint": spec.checkpoint, "default": spec.name == DEFAULT_PRESET,
+        why_not = loadable_here(spec)
+        if why_not:  # the packaged app lists only what it can run
+            skipped.append(f"{name} ({why_not})")
+            continue
+        source = weight_source(spec)
+        rows.append({"name": spec.name, "arch": spec.arch, "pretrained": spec.pretrained, "base_tag": spec.base_tag,
+                     "checkpoint": spec.checkpoint, "url": spec.url,
+                     "file": (source.path.name if source.path else (source.filenames or [None])[0]),
+                     "hub_repo": source.repo, "default": spec.name == DEFAULT_PRESET,
                      "test_only": spec.random_init, "weights_present": weights_present(spec),
                      "description": spec.description})
-    human = [f"{'*' if r['default'] else ' '} {r['name']:14s} {'ready     ' if r['weights_present'] else 'not local '}"
+    human = [f"{'*' if r['default'] else ' '} {r['name']:17s} {'ready     ' if r['weights_present'] else 'not local '}"
              f"{r['description']}" for r in rows]
     human.append(f"Model files are cached in {models_dir()} (CLIPDESK_MODELS overrides); "
-                 "a model that is not local downloads on first use.")
-    _emit(args, {"models": rows, "models_dir": str(models_dir())}, human)
+                 "a model that is not local downloads on first use, or now with: clipdesk models download NAME.")
+    if skipped:
+        human.append("Not available in this build: " + "; ".join(skipped) + ".")
+    _emit(args, {"models": rows, "models_dir": str(models_dir()), "unavailable": skipped}, human)
     return 0

@@ -25,6 +25,12 @@ class ModelSpecError(ClipdeskError):
     exit_code = 2
 
 
+class PrecisionUnsupported(ClipdeskError):
+    """A precision the engine or device cannot compute (a missing kernel, an fp32-only engine)."""
+
+    exit_code = 2
+
+
 class QueryError(ClipdeskError):
     """A search query that cannot be run (empty, unknown photo, bad syntax)."""
 

@@ -45,7 +45,7 @@ def load_decoder(library_root: Path, engine, device: str = "auto"):
 
 def make_captioner(backend: str, library_root: Path, engine, *, caption_model: str | None = None,
                    device: str = "auto", method: str = "beam", max_len: int = DEFAULT_MAX_LEN,
-                   batch_size: int = 8):
+                   batch_size: int = 8, precision: str = "auto"):
     """A ``Captioner`` for ``backend`` (``coca`` or ``decoder``); models load on first use."""
     if importlib.util.find_spec("torch") is None:  # the packaged app searches with ONNX Runtime alone
         raise ModelNotAvailable("Captioning needs PyTorch, which this build does not include: caption from a "
@@ -54,7 +54,7 @@ def make_captioner(backend: str, library_root: Path, engine, *, caption_model: s
         from clipdesk.captions.coca import CocaCaptioner, resolve_caption_model
 
         return CocaCaptioner(resolve_caption_model(caption_model), device=device, batch_size=batch_size,
-                             method=method, max_len=max_len)
+                             method=method, max_len=max_len, precision=precision)
     if backend == "decoder":
         return DecoderBackend(load_decoder(library_root, engine, device), method=method, max_len=max_len)
     raise QueryError(f"Unknown caption backend '{backend}': use {' or '.join(BACKENDS)}.")

@@ -16,7 +16,7 @@ import numpy as np
 
 from clipdesk.captions.base import DEFAULT_MAX_LEN, PhotoItem, clean_caption
 from clipdesk.engine.registry import ModelSpec, resolve
-from clipdesk.errors import ModelNotAvailable, ModelSpecError
+from clipdesk.errors import ModelNotAvailable, ModelSpecError, QueryError
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +51,27 @@ class CocaCaptioner:
     """One CoCa model; loads on first use (on whatever thread calls first)."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto", batch_size: int = 8,
-                 method: str = "beam", max_len: int = DEFAULT_MAX_LEN, top_p: float = 0.9) -> None:
+                 method: str = "beam", max_len: int = DEFAULT_MAX_LEN, top_p: float = 0.9,
+                 precision: str = "auto") -> None:
         from clipdesk.engine.clip import ClipEngine
 
         if method not in ("beam", "nucleus"):
             raise ValueError(f"unknown generation method {method!r}")
+        limit = decoder_context(spec.arch)
+        if not 1 <= max_len <= limit:
+            # Each generated token takes a position of the text decoder; past its context the
+            # positional embedding has no row for it (a shape error deep inside the model).
+            raise QueryError(f"--max-len must be between 1 and {limit} for {spec.name} (its text decoder has "
+                             f"{limit} positions), not {max_len}.")
         self.spec = spec
         self.method, self.max_len, self.top_p = method, max_len, top_p
         self.batch_size = batch_size
-        self._engine = ClipEngine(spec, device=device, batch_size=batch_size)
+        self._engine = ClipEngine(spec, device=device, batch_size=batch_size, precision=precision)
         self._prep = None
 
     @property
     def model_key(self) -> str:
-        return self.spec.key
+        return self._engine.key  # the precision is part of what made the caption
 
     def load(self):
         try:
@@ -108,7 +115,9 @@ class CocaCaptioner:
         model = self.load()
         mean, std = self._prep
         dev = self._engine.device
-        dtype = next(model.parameters()).dtype
+        # The requested precision: CoCa's first parameter (logit_scale) stays fp32 under open_clip's
+        # low-precision conversion while the towers are fp16 ("mat1 and mat2 must have the same dtype").
+        dtype = self._engine.dtype
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(pixels)).to(dev).permute(0, 3, 1, 2).float().div_(255.0)
             _, embs = model._encode_image(((x - mean) / std).to(dtype))  # noqa: SLF001 - CoCa's token path
@@ -124,6 +133,19 @@ class CocaCaptioner:
 
         body = [t for t in tokens if t not in (SOT, EOT, 0)]
         return clean_caption(tokenizer.decode(body))
+
+
+def decoder_context(arch: str) -> int:
+    """How many tokens CoCa's text decoder can take: the longest caption it can generate."""
+    from clipdesk.engine.registry import register_tiny
+
+    try:
+        import open_clip
+    except ImportError:
+        return 76
+    register_tiny()
+    cfg = open_clip.get_model_config(arch) or {}
+    return int((cfg.get("multimodal_cfg") or cfg.get("text_cfg") or {}).get("context_length", 76))
 
 
 def _dedupe(texts: list[str]) -> list[str]:

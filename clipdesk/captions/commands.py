@@ -90,7 +90,8 @@ def _search_engine(args, lib):
     with lib.session() as s:
         count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_key == engine.key))
     if not count:
-        raise NotIndexed(commands._not_indexed_message(lib, engine.spec, explicit=bool(args.model)))  # noqa: SLF001
+        raise NotIndexed(commands._not_indexed_message(lib, engine.spec, explicit=bool(args.model),
+                                                             precision=engine.precision))  # noqa: SLF001
     return engine
 
 
@@ -98,7 +99,8 @@ def _captioner(args, lib, engine):
     from clipdesk.captions.backends import make_captioner
 
     return make_captioner(args.backend, lib.root, engine, caption_model=args.caption_model, device=args.device,
-                          method=args.method, max_len=args.max_len, batch_size=max(1, getattr(args, "batch_size", 8)))
+                          method=args.method, max_len=args.max_len, batch_size=max(1, getattr(args, "batch_size", 8)),
+                          precision=getattr(args, "precision", "auto"))
 
 
 def _run(args, lib) -> int:

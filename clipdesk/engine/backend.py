@@ -23,12 +23,12 @@ def backend_name() -> str:
 
 
 def make_engine(spec: ModelSpec, device: str = "auto", batch_size: int = 32,
-                on_download: Callable[[int, int], None] | None = None):
-    """A ``ClipEngine`` or an ``OnnxEngine`` (same interface and embedding key)."""
+                on_download: Callable[[int, int], None] | None = None, precision: str = "auto"):
+    """A ``ClipEngine`` or an ``OnnxEngine`` (same interface; the same key at fp32)."""
     if backend_name() == "onnx":
         from clipdesk.engine.onnx_engine import OnnxEngine
 
-        return OnnxEngine(spec, device=device, batch_size=batch_size, on_download=on_download)
+        return OnnxEngine(spec, device=device, batch_size=batch_size, on_download=on_download, precision=precision)
     from clipdesk.engine.clip import ClipEngine
 
-    return ClipEngine(spec, device=device, batch_size=batch_size, on_download=on_download)
+    return ClipEngine(spec, device=device, batch_size=batch_size, on_download=on_download, precision=precision)

@@ -6,18 +6,16 @@ import logging
 import os
 import pickle
 import re
-import socket
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
-from clipdesk.engine.registry import ModelSpec, register_tiny
-from clipdesk.errors import ModelNotAvailable
+from clipdesk.engine.registry import PRECISIONS, ModelSpec, embedding_key, register_tiny
+from clipdesk.engine.sources import cached_weights, weight_source
+from clipdesk.engine.weights import hub_reachable, offline_unless_reachable, prefetch_weights
+from clipdesk.errors import ClipdeskError, ModelNotAvailable, ModelSpecError, PrecisionUnsupported
 from clipdesk.paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -48,15 +46,29 @@ def pick_device(requested: str = "auto") -> str:
     return "cpu"
 
 
+DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def pick_precision(requested: str, device: str) -> str:
+    """``auto``: fp16 on CUDA (what the GPU is fast at), fp32 elsewhere (CPU and MPS)."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}")
+    if requested != "auto":
+        return requested
+    return "fp16" if device.startswith("cuda") else "fp32"
+
+
 class ClipEngine:
-    """One model on one device. ``model`` loads on first use, thread-safely."""
+    """One model on one device at one precision. ``model`` loads on first use, thread-safely."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto", batch_size: int = 32,
-                 on_download: Callable[[int, int], None] | None = None) -> None:
+                 on_download: Callable[[int, int], None] | None = None, precision: str = "auto") -> None:
         """``on_download(done_bytes, total_bytes)`` reports a first-use weights download."""
         self.spec = spec
         self.on_download = on_download
         self.requested_device = device
+        self.requested_precision = precision
+        pick_precision(precision, "cpu")  # a bad value fails here, not on the inference lane
         self.batch_size = batch_size
         self._lock = threading.Lock()
         # One batch at a time: indexing and searches from other threads take
@@ -64,17 +76,31 @@ class ClipEngine:
         self._infer_lock = threading.Lock()
         self._model = None
         self._tokenizer = None
+        self._precision: str | None = None
         self.device: str | None = None
         self._dtype = None
         self._dim = 0
 
     @property
+    def precision(self) -> str:
+        """fp32, fp16 or bf16: what the vectors are computed at (``auto`` resolved for this machine)."""
+        if self._precision is None:
+            self._precision = pick_precision(self.requested_precision, self.device or pick_device(self.requested_device))
+        return self._precision
+
+    @property
     def key(self) -> str:
-        return self.spec.key
+        return embedding_key(self.spec, self.precision)
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    @property
+    def dtype(self):
+        """The torch dtype inputs are cast to: the requested precision, whatever the first parameter is."""
+        self.model  # noqa: B018 - loads
+        return self._dtype
 
     @property
     def model(self):
@@ -90,47 +116,76 @@ class ClipEngine:
 
         register_tiny()
         device = pick_device(self.requested_device)
-        precision = "fp16" if device.startswith("cuda") else "fp32"
+        self.device = device
+        precision = self.precision
         spec = self.spec
         cache_dir = str(models_dir())
+        source = weight_source(spec)
+        # open_clip's mixed fp16/bf16 (OpenAI's recipe: LayerNorms and a few parameters kept fp32) leaves CoCa's
+        # attention-pool queries and text CLS embedding at fp32 in the middle of half-precision layers, and its
+        # forward fails; CoCa runs entirely in the half type instead.
+        oc_precision = f"pure_{precision}" if precision != "fp32" and _is_coca(spec.arch) else precision
         try:
-            if spec.checkpoint and not Path(spec.checkpoint).is_file():
-                raise FileNotFoundError(spec.checkpoint)
-            if spec.random_init:
+            if source.kind == "random":
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(0)  # same weights in every process
-                    model = open_clip.create_model(spec.arch, pretrained=None, precision=precision, device=device)
+                    model = open_clip.create_model(spec.arch, pretrained=None, precision=oc_precision, device=device)
+                    for module in model.modules():
+                        # open_clip 3.3 never initialises CoCa's text-decoder projection (torch.empty: whatever the
+                        # memory held, NaN at times), and its init_parameters() is broken; the test model's must be
+                        # finite and the same in every process.
+                        if type(module).__name__ == "MultimodalTransformer" and module.text_projection is not None:
+                            torch.nn.init.normal_(module.text_projection, std=module.width ** -0.5)
+            elif source.kind == "config":  # hf-hub: / local-dir: names carry their own configuration
+                with offline_unless_reachable():
+                    model = open_clip.create_model(spec.arch, precision=oc_precision, device=device, cache_dir=cache_dir,
+                                                   require_pretrained=True, weights_only=True)
             else:
-                if self.on_download is not None:
-                    prefetch_weights(spec, cache_dir, self.on_download)
-                with _offline_unless_reachable():
-                    model = open_clip.create_model(
-                        spec.arch,
-                        pretrained=spec.checkpoint or spec.pretrained,
-                        precision=precision,
-                        device=device,
-                        cache_dir=cache_dir,
-                        require_pretrained=True,
-                        weights_only=True,
-                    )
-            with _offline_unless_reachable():
-                tokenizer = open_clip.get_tokenizer(spec.arch, cache_dir=cache_dir)
+                prefetch_weights(spec, self.on_download or (lambda done, total: None))
+                path = cached_weights(spec)
+                if path is None:
+                    raise FileNotFoundError(spec.checkpoint or "weights")
+                # The file with its tag's configuration: what open_clip does for a tag, and what it
+                # does not do for a file (it would apply the OpenAI mean/std and centre crop).
+                model = open_clip.create_model(spec.arch, pretrained=str(path), precision=oc_precision, device=device,
+                                               force_preprocess_cfg=source.preprocess or None,
+                                               require_pretrained=True, weights_only=True)
+            if source.tokenizer_repo:
+                from clipdesk.engine.hf_tokenizer import HubTokenizer
+
+                text_cfg = (open_clip.get_model_config(spec.arch) or {}).get("text_cfg", {})
+                kwargs = text_cfg.get("tokenizer_kwargs", {})
+                if text_cfg.get("tokenizer_mode"):
+                    raise ModelSpecError(f"{spec.arch}: tokenizer mode {text_cfg['tokenizer_mode']!r} is not supported.")
+                # The files come from the models cache, fetched with the weights: offline after that.
+                tokenizer = HubTokenizer(source.tokenizer_repo, context_length=int(text_cfg.get("context_length", 77)),
+                                         clean=kwargs.get("clean", "whitespace"),
+                                         strip_sep_token=bool(kwargs.get("strip_sep_token", False)),
+                                         cache_dir=cache_dir)
+            else:
+                with offline_unless_reachable():
+                    tokenizer = open_clip.get_tokenizer(spec.arch, cache_dir=cache_dir)
         except Exception as exc:  # noqa: BLE001 - every failure here becomes one clear message
             raise ModelNotAvailable(_missing_message(spec, exc, cache_dir)) from exc
         model.eval()
         self._tokenizer = tokenizer
-        self._dtype = next(model.parameters()).dtype
-        self.device = device
+        self._dtype = getattr(torch, DTYPE_NAMES[precision])
         pre = open_clip.get_model_preprocess_cfg(model)
         size = pre.get("size", 224)
         self.input = InputSpec(
             size=int(size if isinstance(size, int) else size[0]),
             squash=pre.get("resize_mode") == "squash",
         )
+        self.preprocess = dict(pre)
         self._mean = torch.tensor(pre.get("mean", open_clip.OPENAI_DATASET_MEAN), device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(pre.get("std", open_clip.OPENAI_DATASET_STD), device=device).view(1, 3, 1, 1)
         self._model = model
-        self._dim = int(self.encode_text(["a photo"]).shape[1])
+        try:  # every kernel both towers need, now rather than on the first photo
+            self._dim = int(self._encode_text_now(["a photo"]).shape[1])
+            self._encode_pixels_now(np.zeros((1, self.input.size, self.input.size, 3), np.uint8))
+        except (RuntimeError, NotImplementedError) as exc:
+            self._model = None
+            raise _precision_error(exc, precision, device, spec) from exc
         log.info("loaded %s on %s (%s)", spec.label, device, precision)
 
     def input_spec(self) -> InputSpec:
@@ -144,27 +199,37 @@ class ClipEngine:
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Encode uint8 ``N x S x S x 3`` arrays; returns float32 unit vectors."""
+        self.model  # noqa: B018 - loads
+        with self._infer_lock:
+            return self._encode_pixels_now(pixels)
+
+    def _encode_pixels_now(self, pixels: np.ndarray) -> np.ndarray:
         import torch
 
-        model = self.model
         out = []
-        with torch.inference_mode(), self._infer_lock:
+        with torch.inference_mode():
             for start in range(0, len(pixels), self.batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
                 x = chunk.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+                # The requested precision, not the first parameter's: open_clip's low-precision
+                # conversion leaves some parameters (positional embedding, logit scale) at fp32.
                 x = ((x - self._mean) / self._std).to(self._dtype)
-                out.append(self._normalise(model.encode_image(x)))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+                out.append(self._normalise(self._model.encode_image(x)))
+        return np.concatenate(out) if out else np.zeros((0, self._dim), np.float32)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        self.model  # noqa: B018 - loads
+        with self._infer_lock:
+            return self._encode_text_now(texts)
+
+    def _encode_text_now(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        model = self.model
         out = []
-        with torch.inference_mode(), self._infer_lock:
+        with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 tokens = self._tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
-                out.append(self._normalise(model.encode_text(tokens)))
+                out.append(self._normalise(self._model.encode_text(tokens)))
         return np.concatenate(out)
 
     def encode_files(self, paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
@@ -182,104 +247,61 @@ class ClipEngine:
         return t.cpu().numpy().astype(np.float32)
 
 
-def prefetch_weights(spec: ModelSpec, cache_dir: str, on_download: Callable[[int, int], None]) -> None:
-    """Download a hub model's weights into the cache, reporting progress.
+def _is_coca(arch: str) -> bool:
+    import open_clip
 
-    open_clip would fetch the same file silently; fetching it first (same
-    repository, file name and cache) lets the app show a progress bar. The
-    hub client checks each file against the size and hash the hub publishes.
-    Does nothing when the weights are already cached or the hub is unreachable.
-    """
-    from huggingface_hub import hf_hub_download
-    from tqdm.auto import tqdm
-
-    from clipdesk.engine.registry import HUB_WEIGHT_FILES, hub_repo, weights_present
-
-    repo = hub_repo(spec)
-    if not repo or weights_present(spec) or not hub_reachable():
-        return
-
-    class Progress(tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs["disable"] = True  # no terminal output: the callback is the display
-            super().__init__(*args, **kwargs)
-            self.done = 0  # a disabled tqdm stops counting, so count here
-
-        def update(self, n=1):
-            self.done += n or 0
-            on_download(self.done, int(self.total or 0))
-
-    for name in HUB_WEIGHT_FILES:  # safetensors first, like open_clip
-        try:
-            hf_hub_download(repo, name, cache_dir=cache_dir, tqdm_class=Progress)
-            return
-        except Exception:  # noqa: BLE001 - the next name, then open_clip itself, will say what failed
-            log.debug("no %s in %s", name, repo)
+    return "multimodal_cfg" in (open_clip.get_model_config(arch) or {})
 
 
-_REACHABLE: bool | None = None
-
-
-def hub_reachable() -> bool:
-    """Quick check (once per process) that the model hub answers at all."""
-    global _REACHABLE
-    if _REACHABLE is None:
-        from huggingface_hub import constants
-
-        if constants.HF_HUB_OFFLINE:
-            _REACHABLE = False
-        else:
-            host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-            try:
-                socket.create_connection((host, 443), timeout=3).close()
-                _REACHABLE = True
-            except OSError:
-                _REACHABLE = False
-    return _REACHABLE
-
-
-@contextmanager
-def _offline_unless_reachable():
-    """Use only the local cache when the hub is unreachable.
-
-    huggingface_hub would otherwise retry with back-off for about a minute
-    before giving up, and the user would wait for nothing.
-    """
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_OFFLINE
-    if not hub_reachable():
-        constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = saved
+def file_spec_text(spec: ModelSpec, path: str = "/path/to/open_clip_model.safetensors") -> str:
+    """The ``--model`` text for ``spec``'s architecture over a local file (with its tag, which sets the preprocessing)."""
+    arch = spec.arch if not spec.arch.startswith(("hf-hub:", "local-dir:")) else "ARCH"
+    tag = spec.weights_tag
+    return f"{arch}/{tag}:{path}" if tag else f"{arch}:{path}"
 
 
 def _missing_message(spec: ModelSpec, exc: Exception, cache_dir: str) -> str:
     what = f"Model '{spec.name}' (open_clip architecture {spec.arch}"
     if spec.checkpoint:
         where = f"the checkpoint file {spec.checkpoint}"
-        what += ", local checkpoint)"
+        what += ", local checkpoint)" if not spec.url else ")"
         fix = (
             f"Put the file at {spec.checkpoint}"
-            + (f" (get it from {spec.checkpoint_hint})" if spec.checkpoint_hint else "")
-            + f", or pass --model {spec.arch}:/path/to/checkpoint."
+            + (f" (it downloads from {spec.url}: clipdesk models download {spec.name})" if spec.url else "")
+            + f", or pass --model {file_spec_text(spec, '/path/to/checkpoint')}."
         )
     else:
         where = f"the download cache {cache_dir}"
         what += f", weights '{spec.pretrained}')" if spec.pretrained else ")"
         fix = (
             "Connect to the internet once so clipdesk can download it, or use a file you already have: "
-            f"--model {spec.arch if not spec.arch.startswith(('hf-hub:', 'local-dir:')) else 'ARCH'}:"
-            "/path/to/open_clip_model.safetensors (set CLIPDESK_MODELS to change the cache)."
+            f"--model {file_spec_text(spec)} (set CLIPDESK_MODELS to change the cache)."
         )
     if isinstance(exc, FileNotFoundError):
         reason = "file not found"
     elif isinstance(exc, pickle.UnpicklingError):
         reason = "refused to load it: the file holds more than plain weights (only safetensors or weights-only PyTorch files load)"
+    elif isinstance(exc, ClipdeskError):
+        reason = str(exc).rstrip(".")
     elif not spec.checkpoint and not hub_reachable():
         reason = "not downloaded yet, and the model hub cannot be reached"
-    else:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-    return f"{what} is not available: looked in {where}; {reason[:200]}. {fix}"
+    else:  # e.g. strict loading's "Error(s) in loading state_dict" with the keys on the following lines
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{what} is not available: looked in {where}; {reason[:300]}. {fix}"
+
+
+_MISSING_KERNEL = re.compile(r"""["']?([\w:.]+)["']? not implemented for ["']?(Half|BFloat16)""")
+
+
+def _precision_error(exc: BaseException, precision: str, device: str, spec: ModelSpec) -> ClipdeskError:
+    """One line naming the kernel a device lacks at this precision (torch says it in its own words)."""
+    import torch
+
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    found = _MISSING_KERNEL.search(text)
+    if found is None:
+        return ModelNotAvailable(f"Model '{spec.name}' failed on {device} at {precision}: {text[:200]}")
+    return PrecisionUnsupported(
+        f"--precision {precision} does not work on {device} with PyTorch {torch.__version__}: it has no "
+        f"{found.group(2)} kernel for {found.group(1)}. Use --precision bf16 or fp32 there."
+    )

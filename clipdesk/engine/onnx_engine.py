@@ -10,6 +10,7 @@ shared models cache, a local checkpoint, or the test model's random init.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
@@ -23,7 +24,7 @@ import numpy as np
 
 from clipdesk.engine.clip import InputSpec
 from clipdesk.engine.registry import ModelSpec
-from clipdesk.errors import ModelNotAvailable
+from clipdesk.errors import ModelNotAvailable, PrecisionUnsupported
 from clipdesk.paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,15 @@ log = logging.getLogger(__name__)
 VISUAL, TEXT, TOKENIZER, META = "visual.onnx", "text.onnx", "tokenizer.json", "meta.json"
 WEIGHT_PREFIX = "m."  # the export wrapper's attribute name in front of every state-dict key
 RANDOM_WEIGHTS = "random-seed0.safetensors"
-HUB_SAFETENSORS = "open_clip_model.safetensors"
+# Everything about preprocessing that changes the vectors: a graph folder is keyed by these too.
+PREPROCESS_FIELDS = ("size", "mean", "std", "interpolation", "resize_mode")
 
 
-def arch_dir_name(arch: str) -> str:
-    return "arch-" + re.sub(r"[^A-Za-z0-9._-]+", "_", arch)
+def graph_dir_name(arch: str, preprocess: dict) -> str:
+    """One folder per computation: the architecture (its name says QuickGELU) and the preprocessing."""
+    canonical = json.dumps({k: preprocess.get(k) for k in PREPROCESS_FIELDS}, sort_keys=True)
+    digest = hashlib.blake2b(canonical.encode(), digest_size=4).hexdigest()
+    return "arch-" + re.sub(r"[^A-Za-z0-9._-]+", "_", arch) + "-" + digest
 
 
 def search_path() -> list[Path]:
@@ -43,41 +48,50 @@ def search_path() -> list[Path]:
     return [*extra, models_dir() / "onnx"]
 
 
-def find_arch_dir(arch: str) -> Path | None:
+def graph_metas() -> list[dict]:
+    """Every exported graph's metadata (with its folder as ``dir``), first on the search path first."""
+    found = []
     for root in search_path():
-        candidate = root / arch_dir_name(arch)
-        if (candidate / META).is_file():
-            return candidate
+        if root.is_dir():
+            for meta_file in sorted(root.glob(f"arch-*/{META}")):
+                try:
+                    meta = json.loads(meta_file.read_text())
+                except (OSError, ValueError):
+                    continue
+                if "serves" in meta:  # graphs from before computations had their own folders are not used
+                    found.append({**meta, "dir": str(meta_file.parent)})
+    return found
+
+
+def serves(spec: ModelSpec) -> str:
+    """What a graph must serve to run ``spec``: its tag's preprocessing, or the architecture's defaults."""
+    return f"tag:{spec.weights_tag}" if spec.weights_tag and not spec.random_init else "untagged"
+
+
+def find_graph_dir(spec: ModelSpec) -> Path | None:
+    want = serves(spec)
+    for meta in graph_metas():
+        if meta["arch"] == spec.arch and want in meta["serves"]:
+            return Path(meta["dir"])
     return None
 
 
 def available_archs() -> list[str]:
     """Architectures with an ONNX graph on the search path."""
-    found = {json.loads(m.read_text())["arch"] for root in search_path() if root.is_dir()
-             for m in root.glob(f"arch-*/{META}")}
-    return sorted(found, key=str.lower)
+    return sorted({meta["arch"] for meta in graph_metas()}, key=str.lower)
 
 
-def read_meta(arch: str) -> dict | None:
-    found = find_arch_dir(arch)
-    return json.loads((found / META).read_text()) if found else None
-
-
-def weights_file(spec: ModelSpec, arch_dir: Path, meta: dict) -> Path | None:
+def weights_file(spec: ModelSpec, graph_dir: Path) -> Path | None:
     """The ``.safetensors`` state dict holding ``spec``'s weights, if it is on disk."""
     if spec.random_init:
-        return arch_dir / RANDOM_WEIGHTS
+        return graph_dir / RANDOM_WEIGHTS
     if spec.checkpoint:
         path = Path(spec.checkpoint)
         # A .pt checkpoint needs torch to unpickle; export-onnx leaves a converted copy beside the graphs.
-        return path if path.suffix == ".safetensors" else arch_dir / (path.stem + ".safetensors")
-    repo = meta.get("hf_hub", {}).get(spec.pretrained or "")
-    if not repo:
-        return None
-    from huggingface_hub import try_to_load_from_cache
+        return path if path.suffix == ".safetensors" else graph_dir / (path.stem + ".safetensors")
+    from clipdesk.engine.sources import cached_weights
 
-    cached = try_to_load_from_cache(repo, HUB_SAFETENSORS, cache_dir=str(models_dir()))
-    return Path(cached) if isinstance(cached, str) else None
+    return cached_weights(spec)
 
 
 def onnx_providers(requested: str = "auto") -> tuple[list[str], str, str]:
@@ -98,11 +112,16 @@ class OnnxEngine:
     """One model in ONNX Runtime; loads on first use, thread-safely, like ``ClipEngine``."""
 
     def __init__(self, spec: ModelSpec, device: str = "auto", batch_size: int = 32,
-                 on_download: Callable[[int, int], None] | None = None) -> None:
+                 on_download: Callable[[int, int], None] | None = None, precision: str = "auto") -> None:
+        if precision not in ("auto", "fp32"):
+            # The graphs are fp32; a half-precision key would claim vectors this engine never computes.
+            raise PrecisionUnsupported(f"--precision {precision} needs the PyTorch engine; this build runs "
+                                       "models through ONNX Runtime at fp32 (use --precision auto or fp32).")
         self.spec = spec
         self.requested_device = device
         self.batch_size = batch_size
         self.on_download = on_download
+        self.precision = "fp32"
         self._lock = threading.Lock()
         self._infer_lock = threading.Lock()
         self._sessions: tuple | None = None
@@ -111,6 +130,8 @@ class OnnxEngine:
 
     @property
     def key(self) -> str:
+        # fp32 through ONNX Runtime shares the torch fp32 key: tests/core/test_onnx_engine.py checks on real
+        # photos that both engines give the same vectors.
         return self.spec.key
 
     @property
@@ -127,34 +148,35 @@ class OnnxEngine:
 
     def _load(self) -> None:
         spec = self.spec
-        arch_dir = find_arch_dir(spec.arch)
-        if arch_dir is None:
+        graph_dir = find_graph_dir(spec)
+        if graph_dir is None:
             raise ModelNotAvailable(
-                f"Model '{spec.name}' (open_clip architecture {spec.arch}) has no ONNX graph: looked in "
-                f"{', '.join(map(str, search_path()))}. This build runs models through ONNX Runtime; "
-                "export the graph with `clipdesk models export-onnx` on an install with torch.")
-        meta = json.loads((arch_dir / META).read_text())
-        weights = weights_file(spec, arch_dir, meta)
+                f"Model '{spec.name}' (open_clip architecture {spec.arch}, {serves(spec).replace('tag:', 'weights ')}) "
+                f"has no ONNX graph: looked in {', '.join(map(str, search_path()))}. This build runs models through "
+                "ONNX Runtime; export the graph with `clipdesk --model NAME models export-onnx` on an install with "
+                "torch.")
+        meta = json.loads((graph_dir / META).read_text())
+        weights = weights_file(spec, graph_dir)
         if (weights is None or not weights.is_file()) and not spec.checkpoint and not spec.random_init:
-            from clipdesk.engine.clip import prefetch_weights
+            from clipdesk.engine.weights import prefetch_weights
 
-            # Like open_clip in the torch engine: fetch on first use when the hub answers.
-            prefetch_weights(spec, str(models_dir()), self.on_download or (lambda done, total: None))
-            weights = weights_file(spec, arch_dir, meta)
+            # Like the torch engine: fetch on first use when the hub answers (safetensors only, which it reads).
+            prefetch_weights(spec, self.on_download or (lambda done, total: None))
+            weights = weights_file(spec, graph_dir)
         if weights is None or not weights.is_file():
             raise ModelNotAvailable(
-                f"Model '{spec.name}' is not available: its weights file ({weights or HUB_SAFETENSORS}) is not on "
-                f"disk in {models_dir()}. Download it once (Tools ▸ Model settings, or connect to the internet), "
-                "or choose a local .safetensors checkpoint.")
+                f"Model '{spec.name}' is not available: its .safetensors weights file ({weights or 'from the hub'}) "
+                f"is not on disk in {models_dir()}. Download it once (Tools ▸ Model settings, or connect to the "
+                "internet), or choose a local .safetensors checkpoint.")
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         providers, self.device, _why = onnx_providers(self.requested_device)
         state = load_file(str(weights))
-        sessions = {name: _session(arch_dir / name, meta["externals"][name], state, providers)
+        sessions = {name: _session(graph_dir / name, meta["externals"][name], state, providers)
                     for name in (VISUAL, TEXT)}
         del state
-        self._tokenizer = Tokenizer.from_file(str(arch_dir / TOKENIZER))
+        self._tokenizer = Tokenizer.from_file(str(graph_dir / TOKENIZER))
         self._meta = meta
         self.input = InputSpec(size=int(meta["image_size"]), squash=bool(meta["squash"]))
         self._mean = np.asarray(meta["mean"], np.float32).reshape(1, 3, 1, 1) * 255.0

@@ -1,6 +1,7 @@
 """Export open_clip towers to ONNX graphs that ``OnnxEngine`` runs without torch.
 
-A graph is exported once per architecture and saved *without* its weights:
+A graph is exported once per computation (architecture, which names the
+activation, and preprocessing) and saved *without* its weights:
 every parameter becomes an external initializer that the engine fills in at
 load time from an ordinary open_clip ``.safetensors`` state dict (the hub's
 ``open_clip_model.safetensors`` or a local checkpoint). So the torch-free app
@@ -17,15 +18,34 @@ import json
 import warnings
 from pathlib import Path
 
-from clipdesk.engine.onnx_engine import META, RANDOM_WEIGHTS, TEXT, TOKENIZER, VISUAL, WEIGHT_PREFIX, arch_dir_name
-from clipdesk.engine.registry import PRESETS, ModelSpec, register_tiny
+from clipdesk.engine.onnx_engine import (
+    META,
+    PREPROCESS_FIELDS,
+    RANDOM_WEIGHTS,
+    TEXT,
+    TOKENIZER,
+    VISUAL,
+    WEIGHT_PREFIX,
+    graph_dir_name,
+)
+from clipdesk.engine.registry import PREPROCESS_KEYS, PRESETS, ModelSpec, preprocess_of, register_tiny
+from clipdesk.errors import ModelSpecError
 
 OPSET = 17
 
 
-def export_arch(arch: str, out_root: Path, with_random_weights: bool = False) -> Path:
+def export_spec(spec: ModelSpec, out_root: Path) -> Path:
+    """The graph that runs ``spec``: its architecture with its tag's preprocessing."""
+    tag = None if spec.random_init else spec.weights_tag
+    return export_arch(spec.arch, out_root, tag=tag, with_random_weights=spec.random_init)
+
+
+def export_arch(arch: str, out_root: Path, tag: str | None = None, with_random_weights: bool = False) -> Path:
     """Write ``visual.onnx``, ``text.onnx``, ``tokenizer.json`` and ``meta.json`` for ``arch``.
 
+    ``tag`` chooses the preprocessing (that pretrained tag's; the
+    architecture's defaults without one); ``meta.json`` lists every tag the
+    graph serves, so the torch-free app finds it for any of them.
     ``with_random_weights`` also saves the seed-0 random init (what the
     ``tiny-random`` preset uses) so the test model runs without torch.
     """
@@ -35,14 +55,15 @@ def export_arch(arch: str, out_root: Path, with_random_weights: bool = False) ->
     register_tiny()
     hf_tokenizer = ((open_clip.get_model_config(arch) or {}).get("text_cfg") or {}).get("hf_tokenizer_name")
     if hf_tokenizer:  # checked first: loading it would need the hub
-        raise ValueError(f"{arch}: only models with the CLIP BPE tokenizer export to ONNX (this one uses "
-                         f"{hf_tokenizer})")
+        raise ModelSpecError(f"{arch} cannot be exported to ONNX: only models with the CLIP BPE tokenizer can (this "
+                             f"one uses the {hf_tokenizer} tokenizer); it runs with PyTorch only.")
     tokenizer = open_clip.get_tokenizer(arch)
-    out = out_root / arch_dir_name(arch)
-    out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the same init as ClipEngine's random models
         model = open_clip.create_model(arch, pretrained=None, device="cpu").eval()
+    pre = _preprocess(open_clip.get_model_preprocess_cfg(model), preprocess_of(ModelSpec(arch, arch, tag)) if tag else {})
+    out = out_root / graph_dir_name(arch, pre)
+    out.mkdir(parents=True, exist_ok=True)
     if with_random_weights:
         from safetensors.torch import save_file
 
@@ -55,8 +76,7 @@ def export_arch(arch: str, out_root: Path, with_random_weights: bool = False) ->
         gen = torch.Generator().manual_seed(1)
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=gen))
-    size = model.visual.image_size
-    size = int(size if isinstance(size, int) else size[0])
+    size = int(pre["size"])
     towers = {
         VISUAL: (_Tower(model, "encode_image"), torch.zeros(2, 3, size, size), "pixels"),
         TEXT: (_Tower(model, "encode_text"), torch.zeros(2, model.context_length, dtype=torch.long), "tokens"),
@@ -66,32 +86,64 @@ def export_arch(arch: str, out_root: Path, with_random_weights: bool = False) ->
         graph, externals[name] = _export_weightless(tower, example, input_name, state_keys)
         (out / name).write_bytes(graph)
     (out / TOKENIZER).write_text(clip_tokenizer_json(tokenizer))
-    pre = open_clip.get_model_preprocess_cfg(model)
+    default = _preprocess(open_clip.get_model_preprocess_cfg(model), {})
+    served = served_tags(arch, pre, default)
     meta = {
         "arch": arch,
         "image_size": size,
-        "squash": pre.get("resize_mode") == "squash",
-        "mean": list(pre.get("mean", open_clip.OPENAI_DATASET_MEAN)),
-        "std": list(pre.get("std", open_clip.OPENAI_DATASET_STD)),
+        "squash": pre["resize_mode"] == "squash",
+        "mean": pre["mean"],
+        "std": pre["std"],
+        "preprocess": pre,
+        # What this graph computes vectors for: these tags' weights, and plain files when the preprocessing
+        # is the architecture's own.
+        "serves": [f"tag:{t}" for t in served] + (["untagged"] if pre == default else []),
+        "tags": served,
         "context_length": int(model.context_length),
         "sot": tokenizer.sot_token_id,
         "eot": tokenizer.eot_token_id,
         "externals": externals,  # initializer names the engine fills from the weights file
-        # Where each pretrained tag's weights live, so the app can fetch them without open_clip.
-        "hf_hub": {tag: open_clip.get_pretrained_cfg(arch, tag).get("hf_hub", "").strip("/")
-                   for tag in open_clip.list_pretrained_tags_by_model(arch)},
     }
     (out / META).write_text(json.dumps(meta, indent=1))
     return out
+
+
+def served_tags(arch: str, pre: dict, default: dict) -> dict[str, dict]:
+    """The pretrained tags whose weights this graph computes correctly: same preprocessing, same activation.
+
+    open_clip lists a QuickGELU tag under both ``ARCH`` and ``ARCH-quickgelu``; a GELU graph must not claim it.
+    """
+    import open_clip
+
+    quick = bool((open_clip.get_model_config(arch) or {}).get("quick_gelu"))
+    served = {}
+    for tag in open_clip.list_pretrained_tags_by_model(arch):
+        cfg = _jsonable(open_clip.get_pretrained_cfg(arch, tag))
+        if bool(cfg.get("quick_gelu")) == quick and _preprocess(default, preprocess_of(ModelSpec(arch, arch, tag))) == pre:
+            served[tag] = cfg
+    return served
+
+
+def _preprocess(model_cfg: dict, tag_pre: dict) -> dict:
+    merged = {**{k: model_cfg.get(k) for k in PREPROCESS_FIELDS}, **{k: tag_pre[k] for k in PREPROCESS_KEYS if k in tag_pre}}
+    size = merged["size"]
+    merged["size"] = int(size if isinstance(size, int) else size[0])
+    return _jsonable(merged)
+
+
+def _jsonable(cfg: dict) -> dict:
+    return json.loads(json.dumps(cfg))  # tuples become lists, so configs compare equal after a round trip
 
 
 def export_presets(out_root: Path) -> list[Path]:
     """Graphs for every preset ONNX can run (the CLIP-tokenizer ones), the tiny one with weights."""
     done = []
     for spec in PRESETS.values():
+        if spec.url:
+            continue  # PyTorch files: the torch-free app could not read their weights
         try:
-            done.append(export_arch(spec.arch, out_root, with_random_weights=spec.random_init))
-        except ValueError:
+            done.append(export_spec(spec, out_root))
+        except ModelSpecError:
             continue  # SigLIP-style towers: torch only
     return done
 
@@ -164,8 +216,8 @@ def clip_tokenizer_json(tokenizer) -> str:
     return tok.to_str()
 
 
-def export_spec_weights(spec: ModelSpec, out_root: Path) -> Path | None:
-    """For a ``.pt`` checkpoint, a ``.safetensors`` copy the torch-free engine can read; else None."""
+def export_spec_weights(spec: ModelSpec, graph_dir: Path) -> Path | None:
+    """For a ``.pt`` checkpoint, a ``.safetensors`` copy beside its graph that the torch-free engine can read."""
     if not spec.checkpoint or spec.checkpoint.endswith(".safetensors"):
         return None
     import torch
@@ -174,7 +226,6 @@ def export_spec_weights(spec: ModelSpec, out_root: Path) -> Path | None:
     state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
     state = {k.removeprefix("module."): v.contiguous() for k, v in state.items() if hasattr(v, "contiguous")}
-    target = out_root / arch_dir_name(spec.arch) / (Path(spec.checkpoint).stem + ".safetensors")
+    target = graph_dir / (Path(spec.checkpoint).stem + ".safetensors")
     save_file(state, str(target))
     return target
-

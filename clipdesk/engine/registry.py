@@ -6,7 +6,13 @@ Spec grammar accepted by ``resolve`` (what ``--model`` takes):
 - ``ARCH/TAG``: any open_clip architecture with a pretrained tag;
 - ``hf-hub:ORG/REPO``: an open_clip model published on the Hugging Face hub;
 - ``ARCH:FILE``: an open_clip architecture with a local checkpoint
-  (``.safetensors``, or a PyTorch file loaded with ``weights_only=True``).
+  (``.safetensors``, or a PyTorch file loaded with ``weights_only=True``);
+- ``ARCH/TAG:FILE``: the same, built and preprocessed as weights tagged TAG
+  are (fine-tunes of a tagged model: its mean/std, resize mode, activation).
+
+A tag trained with QuickGELU (``ViT-B-32/openai``) resolves to open_clip's
+``-quickgelu`` architecture: built with plain GELU it would load without an
+error and quietly give worse vectors.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from clipdesk.paths import models_dir
 
 TINY_ARCH = "clipdesk-tiny-random"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+# The keys of open_clip's PreprocessCfg that a pretrained tag may set.
+PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+MCIP_PAPER = ("Schall et al., 'Optimizing CLIP Models for Image Retrieval with Maintained Joint-Embedding "
+              "Alignment' (github.com/Visual-Computing/MCIP)")
 
 
 @dataclass(frozen=True)
@@ -30,19 +40,25 @@ class ModelSpec:
 
     name: str
     arch: str
-    pretrained: str | None = None  # open_clip tag, or None
+    pretrained: str | None = None  # open_clip tag whose weights come from the hub
     checkpoint: str | None = None  # a local weights file loaded over ``arch``
-    checkpoint_hint: str | None = None  # where a preset's file can be obtained
+    base_tag: str | None = None  # the tag whose configuration and preprocessing a checkpoint was trained with
+    url: str | None = None  # where a preset's checkpoint downloads from (no hub, no published hash)
+    hub_files: tuple[str, ...] | None = None  # the weight files the hub repository is known to hold
     random_init: bool = False
     description: str = ""
 
     @property
     def key(self) -> str:
-        """Identity of the embedding space: same key, comparable vectors."""
+        """Identity of the embedding space at fp32: same key, comparable vectors.
+
+        Engines add the precision when it is not fp32 (``embedding_key``).
+        """
         if self.random_init:
             return f"open_clip:{self.arch}:random-seed0"
         if self.checkpoint:
-            return f"open_clip:{self.arch}:file-{_file_digest(Path(self.checkpoint))}"
+            key = f"open_clip:{self.arch}:file-{_file_digest(Path(self.checkpoint))}"
+            return key + (f"@{self.base_tag}" if self.base_tag else "")
         return f"open_clip:{self.arch}:{self.pretrained or 'hub'}"
 
     @property
@@ -50,6 +66,28 @@ class ModelSpec:
         if self.random_init:
             return f"{self.name} (random weights, TEST ONLY: results mean nothing)"
         return self.name
+
+    @property
+    def weights_tag(self) -> str | None:
+        """The pretrained tag whose configuration applies: the hub tag, or a checkpoint's base tag."""
+        return self.pretrained or self.base_tag
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def embedding_key(spec: ModelSpec, precision: str) -> str:
+    """The key of vectors computed with ``spec`` at ``precision`` (fp32, fp16 or bf16).
+
+    fp32 keeps the plain key, so libraries indexed before precisions existed
+    stay valid; half precisions change the vectors, so they get keys of their own.
+    """
+    return spec.key if precision == "fp32" else f"{spec.key}:{precision}"
+
+
+def _mcip(name: str, arch: str, tag: str, file: str, description: str) -> ModelSpec:
+    return ModelSpec(name, arch, checkpoint=file, base_tag=tag, url=f"https://visual-computing.com/files/MCIP/{file}",
+                     description=description)
 
 
 PRESETS: dict[str, ModelSpec] = {
@@ -59,6 +97,7 @@ PRESETS: dict[str, ModelSpec] = {
             "vit-b-32",
             "ViT-B-32",
             "datacomp_xl_s13b_b90k",
+            hub_files=("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),
             description="Default. Fastest CLIP on a laptop CPU (~18 img/s on 2 cores) with "
             "69% ImageNet zero-shot; the best quality per second.",
         ),
@@ -66,6 +105,7 @@ PRESETS: dict[str, ModelSpec] = {
             "vit-b-32-256",
             "ViT-B-32-256",
             "datacomp_s34b_b86k",
+            hub_files=("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),
             description="Higher quality (73% ImageNet zero-shot), about 1.3x slower than vit-b-32.",
         ),
         ModelSpec(
@@ -78,19 +118,15 @@ PRESETS: dict[str, ModelSpec] = {
             "vit-l-14",
             "ViT-L-14",
             "datacomp_xl_s13b_b90k",
+            hub_files=("open_clip_pytorch_model.bin",),  # the repository has no safetensors file
             description="79% ImageNet zero-shot; needs a GPU for libraries of any size.",
         ),
-        ModelSpec(
-            "mcip-so400m",
-            "ViT-SO400M-14-SigLIP-384",
-            None,
-            checkpoint="MCIP-ViT-SO400M-14-SigLIP-384.pt",
-            checkpoint_hint="https://visual-computing.com/files/MCIP/MCIP-ViT-SO400M-14-SigLIP-384.pt "
-            "(Schall et al., 'Optimizing CLIP Models for Image Retrieval with Maintained "
-            "Joint-Embedding Alignment')",
-            description="Retrieval-tuned (MCIP): much better similar-image search, text alignment "
-            "kept, one embedding per image. Large: use a GPU.",
-        ),
+        _mcip("mcip-vit-l-14-336", "ViT-L-14-336-quickgelu", "openai", "MCIP-ViT-L-14-336.pth",
+              "Retrieval-tuned (MCIP) OpenAI ViT-L/14 at 336 px: better similar-image search, text "
+              "alignment kept, one 768-d embedding per photo (1.7 GB). Use a GPU."),
+        _mcip("mcip-so400m", "ViT-SO400M-14-SigLIP-384", "webli", "MCIP-ViT-SO400M-14-SigLIP-384.pth",
+              "Retrieval-tuned (MCIP) SigLIP SO400M at 384 px: the best similar-image search here, text "
+              "alignment kept, one 1152-d embedding per photo (3.5 GB). Use a GPU."),
         ModelSpec(
             "tiny-random",
             TINY_ARCH,
@@ -114,36 +150,93 @@ def resolve(spec: str | None) -> ModelSpec:
         return _with_local_checkpoint(preset)
     if text.startswith(("hf-hub:", "local-dir:")):
         return ModelSpec(text, text)
-    arch, sep, rest = text.partition(":")
+    head, sep, rest = text.partition(":")
     if sep and rest:
-        path = Path(rest).expanduser()
-        _require_arch(arch, text)
-        return ModelSpec(text, arch, checkpoint=str(path.resolve()))
+        arch, _, tag = head.partition("/")
+        path = str(Path(rest).expanduser().resolve())
+        arch = _checked_arch(arch, tag or None, text)
+        return ModelSpec(text, arch, checkpoint=path, base_tag=_clean_tag(tag) if tag else None)
     arch, sep, tag = text.partition("/")
-    _require_arch(arch, text)
-    if not sep:
+    if not sep or not tag:
+        _checked_arch(arch, None, text)
         raise ModelSpecError(
             f"Model '{text}' needs weights: give ARCH/TAG (e.g. ViT-B-32/laion2b_s34b_b79k), "
             "ARCH:/path/to/checkpoint, hf-hub:ORG/REPO, or a preset name."
         )
-    return ModelSpec(text, arch, tag)
+    arch = _checked_arch(arch, tag, text)
+    return ModelSpec(text, arch, _clean_tag(tag))
 
 
-def _require_arch(arch: str, text: str) -> None:
-    try:
-        import open_clip
-    except ImportError:  # the packaged app: the architectures it has ONNX graphs for
-        from clipdesk.engine.onnx_engine import find_arch_dir
+def _clean_tag(tag: str) -> str:
+    return tag.lower().replace("-", "_")  # as open_clip normalises tags
 
-        known = find_arch_dir(arch) is not None
-    else:
-        register_tiny()
-        known = arch in open_clip.list_models()
-    if not known:
+
+def _checked_arch(arch: str, tag: str | None, text: str) -> str:
+    """``arch`` if it is known (and ``tag`` is one of its tags); its QuickGELU twin where the tag needs it."""
+    if not _known_arch(arch):
         raise ModelSpecError(
             f"Unknown model '{text}': '{arch}' is not an open_clip architecture or a clipdesk preset. "
             f"Presets: {', '.join(PRESETS)}."
         )
+    if tag is None:
+        return arch
+    cfg = tag_config(arch, tag)
+    if not cfg:
+        tags = known_tags(arch)
+        hint = f"Known tags: {', '.join(tags)}." if tags else "It has no pretrained tags; give a checkpoint file."
+        raise ModelSpecError(f"'{arch}' has no weights tagged '{tag}'. {hint}")
+    if cfg.get("quick_gelu") and not arch.endswith("-quickgelu"):
+        twin = f"{arch}-quickgelu"
+        if not _known_arch(twin):
+            raise ModelSpecError(f"'{arch}/{tag}' was trained with QuickGELU, and there is no '{twin}' configuration "
+                                 "to build it with; this open_clip cannot run it correctly.")
+        return twin
+    return arch
+
+
+def _known_arch(arch: str) -> bool:
+    try:
+        import open_clip
+    except ImportError:  # the packaged app: the architectures it has ONNX graphs for
+        from clipdesk.engine.onnx_engine import graph_metas
+
+        return any(meta["arch"] == arch for meta in graph_metas())
+    register_tiny()
+    return arch in open_clip.list_models()
+
+
+def tag_config(arch: str, tag: str) -> dict:
+    """open_clip's pretrained configuration of ``arch``/``tag`` ({} if unknown), without open_clip where needed."""
+    try:
+        import open_clip
+    except ImportError:  # the packaged app: exported graphs record the tags they serve
+        from clipdesk.engine.onnx_engine import graph_metas
+
+        for meta in graph_metas():
+            if meta["arch"] in (arch, f"{arch}-quickgelu") and _clean_tag(tag) in meta.get("tags", {}):
+                return dict(meta["tags"][_clean_tag(tag)])
+        return {}
+    return dict(open_clip.get_pretrained_cfg(arch, tag))
+
+
+def known_tags(arch: str) -> list[str]:
+    try:
+        import open_clip
+    except ImportError:
+        from clipdesk.engine.onnx_engine import graph_metas
+
+        return sorted({t for meta in graph_metas() if meta["arch"] == arch for t in meta.get("tags", {})})
+    return list(open_clip.list_pretrained_tags_by_model(arch))
+
+
+def preprocess_of(spec: ModelSpec) -> dict:
+    """The preprocessing ``spec``'s tag prescribes (mean, std, interpolation, resize_mode); {} for the defaults."""
+    tag = spec.weights_tag
+    if not tag or spec.random_init:
+        return {}
+    base_arch = spec.arch.removesuffix("-quickgelu")
+    cfg = tag_config(spec.arch, tag) or tag_config(base_arch, tag)
+    return {k: (list(cfg[k]) if isinstance(cfg[k], tuple) else cfg[k]) for k in PREPROCESS_KEYS if k in cfg}
 
 
 def _with_local_checkpoint(spec: ModelSpec) -> ModelSpec:
@@ -189,39 +282,3 @@ def _file_digest(path: Path) -> str:
     except OSError:
         pass  # the cache is only an optimisation
     return digest
-
-
-HUB_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-
-
-def hub_repo(spec: ModelSpec) -> str | None:
-    """The Hugging Face repository holding ``spec``'s weights, if they come from the hub."""
-    if spec.random_init or spec.checkpoint or spec.arch.startswith("local-dir:"):
-        return None
-    if spec.arch.startswith("hf-hub:"):
-        return spec.arch.removeprefix("hf-hub:")
-    try:
-        import open_clip
-    except ImportError:  # the packaged app: the ONNX graph's metadata records the hub repositories
-        from clipdesk.engine.onnx_engine import read_meta
-
-        return ((read_meta(spec.arch) or {}).get("hf_hub", {}).get(spec.pretrained or "") or "").strip("/") or None
-    return (open_clip.get_pretrained_cfg(spec.arch, spec.pretrained or "").get("hf_hub") or "").strip("/") or None
-
-
-def weights_present(spec: ModelSpec) -> bool:
-    """Whether ``spec`` can load without a download (checks files only)."""
-    if spec.random_init:
-        return True
-    if spec.checkpoint:
-        return Path(spec.checkpoint).is_file()
-    from huggingface_hub import try_to_load_from_cache
-
-    if spec.arch.startswith("local-dir:"):
-        return Path(spec.arch.removeprefix("local-dir:")).is_dir()
-    repo = hub_repo(spec)
-    if not repo:
-        return False
-    return any(
-        isinstance(try_to_load_from_cache(repo, name, cache_dir=str(models_dir())), str) for name in HUB_WEIGHT_FILES
-    )

@@ -1,24 +1,35 @@
 """Getting a model's weights onto disk, verified; and what device it will run on.
 
-Used by the app's first-run dialog. The download goes through the hub client
-into the shared models cache (so every part of clipdesk finds it, and an
-interrupted download resumes); the file is then hashed and compared with a
-SHA-256 recorded here or, failing that, the one the hub publishes for the
-file (the LFS object id). A mismatch deletes the file.
+Used by the first-run dialog and by the engines on first use. Hub weights go
+through the hub client into the shared models cache (so every part of
+clipdesk finds them, as open_clip would); the file is then hashed and
+compared with a SHA-256 recorded here or, failing that, the one the hub
+publishes for the file (the LFS object id). A mismatch deletes the file *and*
+the cached blob behind it: the hub client would otherwise relink the same
+damaged blob on every retry. Weights published only at a URL (the MCIP
+checkpoints) go through ``url_download``, which records size and SHA-256 at
+the first download because their authors publish none.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import socket
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
-from clipdesk.engine.registry import ModelSpec, hub_repo
+from clipdesk.engine.registry import ModelSpec
+from clipdesk.engine.sources import readable, weight_source, weights_present
 from clipdesk.errors import Cancelled, ClipdeskError, ModelNotAvailable
 from clipdesk.jobs import CancelToken
 from clipdesk.paths import models_dir
 
-WEIGHTS_FILE = "open_clip_model.safetensors"
+log = logging.getLogger(__name__)
+
 # SHA-256 of weight files checked by hand, by (repository, file); others use the hub's published hash.
 KNOWN_SHA256: dict[tuple[str, str], str] = {}
 
@@ -41,11 +52,20 @@ def sha256_file(path: Path, cancel: CancelToken | None = None) -> str:
     return digest.hexdigest()
 
 
+def discard_cached(path: Path) -> None:
+    """Delete a cached file: the snapshot link and the blob it points to."""
+    path = Path(path)
+    blob = Path(os.path.realpath(path))
+    path.unlink(missing_ok=True)
+    if blob != path:
+        blob.unlink(missing_ok=True)
+
+
 def verify_sha256(path: Path, expected: str, cancel: CancelToken | None = None) -> None:
-    """Raise ``ChecksumMismatch`` (and delete ``path``) unless its SHA-256 is ``expected``."""
+    """Raise ``ChecksumMismatch`` (and delete ``path`` and its blob) unless its SHA-256 is ``expected``."""
     actual = sha256_file(path, cancel)
     if actual != expected.lower():
-        Path(path).unlink(missing_ok=True)
+        discard_cached(path)
         raise ChecksumMismatch(f"The downloaded file {Path(path).name} is damaged (SHA-256 {actual[:12]}…, "
                                f"expected {expected[:12]}…) and was deleted; download it again.")
 
@@ -61,36 +81,241 @@ def published_sha256(repo: str, filename: str) -> str:
     return etag
 
 
-def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
-                     cancel: CancelToken | None = None, fetch=None, published=published_sha256) -> Path:
-    """Download ``spec``'s weights file into the models cache and verify it; returns its path.
+def progress_bar_class(on_progress: Callable[[int, int], None], cancel: CancelToken | None = None):
+    """A tqdm class for the hub client that reports one monotonic figure to ``on_progress``.
 
-    ``fetch(repo, filename, cache_dir, tqdm_class)`` defaults to ``hf_hub_download``; tests pass their own.
+    huggingface_hub builds bars from the class it is given: one per HTTP
+    download (starting at ``initial`` when it resumes), and for Xet transfers
+    one for bytes written plus one for bytes received, unless the class has
+    ``update_transfer`` (then it uses one bar and sends the network bytes
+    there). Received bytes are not the file's bytes (dedup, compression), so
+    only written bytes count; whatever bars are made, the largest count is
+    reported and the figure never goes backwards. Cancel is checked on every
+    update; inside a Xet transfer the Rust side must be stopped too, so the
+    session is aborted before raising.
     """
     from tqdm.auto import tqdm
 
-    repo = hub_repo(spec)
-    if not repo:
-        raise ModelNotAvailable(f"Model '{spec.name}' does not come from the model hub; choose its file instead.")
-    if fetch is None:
-        from huggingface_hub import hf_hub_download as fetch
-    expected = KNOWN_SHA256.get((repo, WEIGHTS_FILE)) or published(repo, WEIGHTS_FILE)
-    token = cancel
+    state = {"done": 0, "total": 0}
 
     class Progress(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True  # the callback is the display
+            self._xet = "reconstructing" in str(kwargs.get("desc", "")) or "bar_format" in kwargs
             super().__init__(*args, **kwargs)
-            self.done = 0
+            self.count = int(kwargs.get("initial") or 0)  # a disabled tqdm stops counting, so count here
+            self._report()
+
+        def _check_cancel(self):
+            if cancel is not None and cancel.checkpoint():
+                if self._xet:
+                    _abort_xet()
+                raise Cancelled("Download cancelled.")
+
+        def _report(self):
+            total = int(getattr(self, "total", 0) or 0)
+            state["total"] = max(state["total"], total)
+            done = max(state["done"], min(self.count, state["total"] or self.count))
+            if done != state["done"] or self.count == 0:
+                state["done"] = done
+                on_progress(done, state["total"])
 
         def update(self, n=1):
-            _stop_if_cancelled(token)
-            self.done += n or 0
-            on_progress(self.done, int(self.total or 0))
+            self._check_cancel()
+            self.count += int(n or 0)
+            self._report()
 
-    path = Path(fetch(repo, WEIGHTS_FILE, cache_dir=str(models_dir()), tqdm_class=Progress))
-    verify_sha256(path, expected, cancel)
+        def update_transfer(self, n=1):  # network bytes of a Xet transfer: only a sign of life
+            self._check_cancel()
+
+        def set_transfer_postfix_str(self, *args, **kwargs):
+            pass
+
+    return Progress
+
+
+def _abort_xet() -> None:
+    try:
+        from huggingface_hub.utils._xet import abort_xet_session
+    except ImportError:
+        return
+    abort_xet_session()
+
+
+def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
+                     cancel: CancelToken | None = None, fetch=None, published=None) -> Path:
+    """Download ``spec``'s weights (and its tokenizer files) into the models cache, verified; returns the path.
+
+    ``fetch(repo, filename, cache_dir, tqdm_class)`` defaults to ``hf_hub_download``; tests pass their own.
+    """
+    source = weight_source(spec)
+    if source.kind == "url":
+        from clipdesk.engine.url_download import download_url
+
+        if not readable(source.path.name):
+            raise ModelNotAvailable(f"Model '{spec.name}' comes as {source.path.name}, a PyTorch file this build "
+                                    "cannot read (it has no PyTorch); use the Python install of clipdesk.")
+        result = download_url(source.url, source.path, on_progress, cancel)
+        if result.note:
+            log.warning("%s", result.note)
+        path = result.path
+    elif source.kind == "hub" and source.repo:
+        path = _download_hub(spec, source, on_progress, cancel, fetch, published)
+    else:
+        raise ModelNotAvailable(f"Model '{spec.name}' does not come from the model hub; choose its file instead.")
+    if source.tokenizer_repo:
+        from clipdesk.engine.hf_tokenizer import fetch_tokenizer_files
+
+        with _hub_errors(source.tokenizer_repo):
+            fetch_tokenizer_files(source.tokenizer_repo, str(models_dir()))
     return path
+
+
+def _download_hub(spec, source, on_progress, cancel, fetch, published) -> Path:
+    from huggingface_hub.errors import EntryNotFoundError
+
+    if not hub_reachable():
+        raise ModelNotAvailable(offline_message(spec))
+    names = [n for n in source.filenames if readable(n)]
+    if not names:
+        raise ModelNotAvailable(
+            f"The hub repository {source.repo} holds the weights of '{spec.name}' only as "
+            f"{', '.join(source.filenames)}, which this build cannot read (it has no PyTorch and reads "
+            ".safetensors only); use the Python install of clipdesk, or a .safetensors file you have.")
+    if fetch is None:
+        from huggingface_hub import hf_hub_download as fetch
+    published = published or published_sha256
+    for name in names:
+        try:
+            with _hub_errors(source.repo):
+                expected = KNOWN_SHA256.get((source.repo, name)) or published(source.repo, name)
+        except EntryNotFoundError:
+            continue  # open_clip's order: the next file name
+        bar = progress_bar_class(on_progress, cancel)
+        try:
+            with _hub_errors(source.repo):
+                path = Path(fetch(source.repo, name, cache_dir=str(models_dir()), tqdm_class=bar))
+        except Cancelled:
+            raise
+        except Exception:
+            if cancel is not None and cancel.cancelled:  # whatever a stopped transfer raised
+                raise Cancelled("Download cancelled.") from None
+            raise
+        _stop_if_cancelled(cancel)
+        verify_sha256(path, expected, cancel)
+        return path
+    raise ModelNotAvailable(f"The hub repository {source.repo} has none of {', '.join(names)} for '{spec.name}'"
+                            + ("" if readable(".bin") else " (this build reads .safetensors only)") + ".")
+
+
+@contextmanager
+def _hub_errors(repo: str):
+    """Network failures become one plain sentence (not ``[Errno -2] Name or service not known``)."""
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled
+
+    try:
+        yield
+    except (Cancelled, ClipdeskError, EntryNotFoundError):
+        raise
+    except (OfflineModeIsEnabled, ConnectionError, TimeoutError, socket.gaierror) as exc:
+        raise ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be downloaded "
+                                "now. Check the internet connection, or use a checkpoint file you already "
+                                "have.") from exc
+    except HfHubHTTPError as exc:
+        raise ModelNotAvailable(f"The model hub refused the download of {repo}: {_reason(exc)}.") from exc
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) or getattr(exc, "errno", None) is None:
+            raise
+        raise ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be downloaded "
+                                "now. Check the internet connection, or use a checkpoint file you already "
+                                "have.") from exc
+    except Exception as exc:  # httpx and friends: a transport error of some kind
+        if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            raise ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be "
+                                    "downloaded now. Check the internet connection, or use a checkpoint file you "
+                                    "already have.") from exc
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    return ((str(exc).splitlines() or [type(exc).__name__])[0] or type(exc).__name__)[:160]
+
+
+def offline_message(spec: ModelSpec) -> str:
+    return (f"The model hub (huggingface.co) can't be reached, so the weights of '{spec.name}' cannot be "
+            "downloaded now. Connect to the internet and try again, or use a checkpoint file you already have "
+            f"for {spec.arch}.")
+
+
+def prefetch_weights(spec: ModelSpec, on_download: Callable[[int, int], None],
+                     cancel: CancelToken | None = None) -> None:
+    """Fetch ``spec``'s weights on first use, with progress; nothing when present or when offline.
+
+    Offline, the engine's own message (which file, where it looked, how to
+    give a local one) says more than a network error would.
+    """
+    source = weight_source(spec)
+    if source.kind not in ("hub", "url") or weights_present(spec):
+        return
+    if not (hub_reachable() if source.kind == "hub" else host_reachable(source.url)):
+        return
+    download_weights(spec, on_download, cancel)
+
+
+_REACHABLE: bool | None = None  # the hub's answer, once per process
+_HOSTS: dict[str, bool] = {}
+
+
+def offline() -> bool:
+    """``HF_HUB_OFFLINE=1`` (the hub client's own switch) keeps every download off, URL ones too."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_reachable() -> bool:
+    """Quick check (once per process) that the model hub answers at all."""
+    global _REACHABLE
+    if _REACHABLE is None:
+        from huggingface_hub import constants
+
+        _REACHABLE = not offline() and _connects(urlparse(constants.ENDPOINT).hostname or "huggingface.co", 443)
+    return _REACHABLE
+
+
+def host_reachable(url: str) -> bool:
+    """The same check for a plain download URL's host."""
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if host not in _HOSTS:
+        _HOSTS[host] = not offline() and bool(host) and _connects(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+    return _HOSTS[host]
+
+
+def _connects(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def offline_unless_reachable():
+    """Use only the local cache when the hub is unreachable.
+
+    huggingface_hub would otherwise retry with back-off for about a minute
+    before giving up, and the user would wait for nothing.
+    """
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    if not hub_reachable():
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
 
 
 def device_report() -> tuple[str, bool]:
@@ -133,7 +358,10 @@ def check_checkpoint(path: Path) -> str | None:
                 import torch
             except ImportError:
                 return "This build reads .safetensors checkpoints only (a PyTorch file needs PyTorch to open)."
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:  # mapped: a 3.5 GB checkpoint is not read into memory just to list its keys
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # the legacy (pre-zip) format cannot be mapped
+                state = torch.load(path, map_location="cpu", weights_only=True)
             keys = list((state.get("state_dict", state) if isinstance(state, dict) else {}).keys())
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same answer
         return f"Cannot read {path.name}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"

@@ -139,7 +139,8 @@ def _run(args, lib) -> int:
     with lib.session() as s:
         count = s.scalar(select(func.count()).select_from(Embedding).where(Embedding.model_key == engine.key))
     if not count:
-        raise NotIndexed(commands._not_indexed_message(lib, engine.spec, explicit=bool(args.model)))  # noqa: SLF001
+        raise NotIndexed(commands._not_indexed_message(lib, engine.spec, explicit=bool(args.model),
+                                                             precision=engine.precision))  # noqa: SLF001
     vocabulary = _vocabulary(lib)
     if not len(vocabulary):
         raise QueryError("The label vocabulary is empty: add labels to labels.yaml in the library folder.")

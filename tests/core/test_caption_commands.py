@@ -64,3 +64,12 @@ def test_eval_captions_command(capsys, library):
     assert result["photos"] == 2 and result["backend"] == "coca" and "warning" in result
     assert result["reranked"]["meteor"] is None and 0 <= result["reranked"]["bleu4"] <= 1
     assert 0 <= result["reranked"]["clipscore"] <= 2.5
+
+
+def test_max_len_past_the_decoder_is_a_usage_error(capsys, lib_photos):
+    library, ids, _ = lib_photos
+    args = ["--library", str(library.root), "--model", "tiny-random", "captions", "run", "--backend", "coca",
+            "--caption-model", "tiny-coca", "--ids", str(ids[0])]
+    assert main([*args, "--max-len", "77"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("clipdesk: --max-len must be between 1 and 76") and "\n" not in err

@@ -163,6 +163,38 @@ def test_coca_loads_a_local_safetensors_checkpoint(tiny_coca, tmp_path):
     assert cap.model_key.startswith("open_clip:clipdesk-tiny-coca:file-")
 
 
+def test_tiny_coca_weights_are_finite_and_the_same_in_every_load():
+    """open_clip leaves CoCa's text-decoder projection uninitialised (torch.empty); the test model fixes it."""
+    import torch
+
+    from clipdesk.captions.coca import CocaCaptioner, resolve_caption_model
+
+    spec = resolve_caption_model("tiny-coca")
+    first, second = (CocaCaptioner(spec, device="cpu").load() for _ in range(2))
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert torch.isfinite(a).all() and torch.equal(a, b), name
+
+
+def test_max_len_is_bounded_by_the_text_decoder(tiny_coca, coco_images):
+    from clipdesk.captions import coca
+    from clipdesk.captions.coca import CocaCaptioner, resolve_caption_model
+    from clipdesk.errors import QueryError
+
+    spec = resolve_caption_model("tiny-coca")
+    for bad in (77, 200, 0):
+        with pytest.raises(QueryError, match="between 1 and 76") as exc:
+            CocaCaptioner(spec, device="cpu", max_len=bad)
+        assert "\n" not in str(exc.value)
+    import torch
+
+    model = tiny_coca.load()
+    pixels = torch.zeros(1, 3, 64, 64)
+    with torch.inference_mode():
+        _, embs = model._encode_image(pixels)  # noqa: SLF001
+        seqs = coca._sample(model, embs, 2, 76, 0.9)  # a random model rarely ends early: the full 76 tokens
+    assert max(len(s) for s in seqs[0]) == 76
+
+
 def test_missing_coca_checkpoint_names_the_file(tmp_path):
     from clipdesk.captions.coca import CocaCaptioner, resolve_caption_model
 

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from clipdesk.engine import clip as clip_mod
+from clipdesk.engine import weights as weights_mod
 from clipdesk.engine.clip import ClipEngine, pick_device
 from clipdesk.engine.registry import DEFAULT_PRESET, PRESETS, TINY_ARCH, resolve
 from clipdesk.errors import ModelNotAvailable, ModelSpecError
@@ -21,7 +22,8 @@ def test_resolve_grammar(tmp_path):
     assert hub.arch == "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
     ckpt = resolve(f"ViT-B-32:{tmp_path}/w.safetensors")
     assert ckpt.checkpoint == str(tmp_path / "w.safetensors")
-    assert resolve("MCIP-SO400M").checkpoint.endswith("MCIP-ViT-SO400M-14-SigLIP-384.pt")
+    assert resolve("MCIP-SO400M").checkpoint.endswith("MCIP-ViT-SO400M-14-SigLIP-384.pth")
+    assert resolve("mcip-vit-l-14-336").checkpoint.endswith("MCIP-ViT-L-14-336.pth")
     assert PRESETS["tiny-random"].random_init and "TEST ONLY" in PRESETS["tiny-random"].label
 
 
@@ -119,13 +121,13 @@ def test_pickle_checkpoints_never_execute_code(tmp_path):
 
 
 def test_missing_weights_give_one_clear_message(monkeypatch):
-    monkeypatch.setattr(clip_mod, "_REACHABLE", False)
+    monkeypatch.setattr(weights_mod, "_REACHABLE", False)
     with pytest.raises(ModelNotAvailable) as exc:
         ClipEngine(resolve("vit-b-32"), device="cpu").model  # noqa: B018 - loading is the point
     msg = str(exc.value)
     assert "vit-b-32" in msg and "ViT-B-32" in msg
     assert str(clip_mod.models_dir()) in msg  # where it looked
-    assert "--model ViT-B-32:" in msg  # how to give a local file
+    assert "--model ViT-B-32/datacomp_xl_s13b_b90k:" in msg  # how to give a local file (with its tag's preprocessing)
     assert "\n" not in msg
 
 
@@ -133,7 +135,9 @@ def test_missing_preset_checkpoint_names_the_file():
     with pytest.raises(ModelNotAvailable) as exc:
         ClipEngine(resolve("mcip-so400m"), device="cpu").model  # noqa: B018 - loading is the point
     msg = str(exc.value)
-    assert "MCIP-ViT-SO400M-14-SigLIP-384.pt" in msg and "file not found" in msg
+    assert "MCIP-ViT-SO400M-14-SigLIP-384.pth" in msg and "file not found" in msg
+    assert "https://visual-computing.com/files/MCIP/MCIP-ViT-SO400M-14-SigLIP-384.pth" in msg
+    assert "--model ViT-SO400M-14-SigLIP-384/webli:" in msg
 
 
 def test_device_auto_prefers_cuda_then_mps(monkeypatch):
@@ -148,7 +152,7 @@ def test_device_auto_prefers_cuda_then_mps(monkeypatch):
 
 
 def test_weights_present_checks_the_cache_and_files(tmp_path):
-    from clipdesk.engine.registry import weights_present
+    from clipdesk.engine.sources import weights_present
     from clipdesk.paths import models_dir
 
     spec = resolve("vit-b-32")
@@ -190,14 +194,17 @@ def test_engine_is_usable_from_several_threads(tiny_engine):
 
 
 def test_prefetch_reports_download_progress_once(monkeypatch):
+    import hashlib
+
     import huggingface_hub
 
-    from clipdesk.engine.clip import prefetch_weights
-    from clipdesk.engine.registry import weights_present
+    from clipdesk.engine.sources import weights_present
+    from clipdesk.engine.weights import prefetch_weights
     from clipdesk.paths import models_dir
 
     spec = resolve("vit-b-32")
     calls, progress = [], []
+    payload = b"w" * 1000
 
     def fake_download(repo, name, cache_dir, tqdm_class):
         calls.append((repo, name))
@@ -209,17 +216,18 @@ def test_prefetch_reports_download_progress_once(monkeypatch):
         (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
         (repo_dir / "refs" / "main").write_text("r1")
         (repo_dir / "snapshots" / "r1").mkdir(parents=True, exist_ok=True)
-        (repo_dir / "snapshots" / "r1" / name).write_bytes(b"w" * 1000)
+        (repo_dir / "snapshots" / "r1" / name).write_bytes(payload)
         return str(repo_dir / "snapshots" / "r1" / name)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    monkeypatch.setattr(clip_mod, "_REACHABLE", True)
-    prefetch_weights(spec, str(models_dir()), lambda done, total: progress.append((done, total)))
+    monkeypatch.setattr(weights_mod, "published_sha256", lambda repo, name: hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(weights_mod, "_REACHABLE", True)
+    prefetch_weights(spec, lambda done, total: progress.append((done, total)))
     assert calls == [("laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K", "open_clip_model.safetensors")]
-    assert progress == [(400, 1000), (1000, 1000)]
+    assert progress == [(0, 1000), (400, 1000), (1000, 1000)]
     assert weights_present(spec)
-    prefetch_weights(spec, str(models_dir()), lambda done, total: progress.append((done, total)))
+    prefetch_weights(spec, lambda done, total: progress.append((done, total)))
     assert len(calls) == 1  # cached now: nothing to fetch
-    monkeypatch.setattr(clip_mod, "_REACHABLE", False)
-    prefetch_weights(resolve("vit-b-16"), str(models_dir()), lambda d, t: None)
+    monkeypatch.setattr(weights_mod, "_REACHABLE", False)
+    prefetch_weights(resolve("vit-b-16"), lambda d, t: None)
     assert len(calls) == 1  # offline: leave the clear error to the loader

@@ -40,6 +40,58 @@ def test_tokenizer_matches_open_clip(onnx_path, tiny_engine):
     assert ours[4, -1] == ours[0].max()  # a cut text still ends in EOT
 
 
+@pytest.fixture(scope="module")
+def spread_checkpoint(tmp_path_factory):
+    """Seed-0 tiny weights scaled up until real photos (and captions) get clearly different vectors.
+
+    The plain random tiny model maps every photo to nearly one direction (cosines 0.95-0.995), where
+    any two engines "agree"; these weights leave room to disagree.
+    """
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from clipdesk.engine.registry import register_tiny
+
+    register_tiny()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = open_clip.create_model(TINY_ARCH, pretrained=None)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("visual.") or name.startswith("transformer.") or name == "text_projection":
+                p.mul_(3.0)
+    path = tmp_path_factory.mktemp("spread") / "spread.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def _off_diagonal_max(v: np.ndarray) -> float:
+    sims = v @ v.T
+    return float(sims[~np.eye(len(v), dtype=bool)].max())
+
+
+def test_embeddings_agree_with_torch_on_real_photos(onnx_path, spread_checkpoint, coco_images, shared_data):
+    import json
+
+    spec = resolve(f"{TINY_ARCH}:{spread_checkpoint}")
+    ours, ref = OnnxEngine(spec, device="cpu", batch_size=5), ClipEngine(spec, device="cpu", batch_size=7)
+    photos = coco_images[:16]
+    a, b = ours.encode_files(photos), ref.encode_files(photos)
+    assert _off_diagonal_max(b) < 0.99  # control: different photos have different vectors here
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+    with pytest.raises(AssertionError):  # negative control: the comparison fails for the wrong photos
+        np.testing.assert_allclose(a, b[np.roll(np.arange(len(b)), 1)], rtol=1e-3, atol=2e-5)
+    entries = json.loads((shared_data / "coco_mini" / "captions.json").read_text())
+    captions = [e["captions"][0] for e in entries[:16]]
+    ta, tb = ours.encode_text(captions), ref.encode_text(captions)
+    assert _off_diagonal_max(tb) < 0.99
+    np.testing.assert_allclose(ta, tb, rtol=1e-3, atol=2e-5)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(ta, tb[::-1], rtol=1e-3, atol=2e-5)
+    assert ours.key == ref.key  # the shared key is what this agreement allows
+
+
 def test_tiny_random_embeddings_agree_with_torch(onnx_path, tiny_engine):
     engine = OnnxEngine(resolve("tiny-random"), device="cpu", batch_size=3)
     assert engine.key == tiny_engine.key and engine.dim == tiny_engine.dim
@@ -83,3 +135,49 @@ def test_backend_choice(monkeypatch):
     assert isinstance(make_engine(resolve("tiny-random")), ClipEngine)
     monkeypatch.delenv("CLIPDESK_ENGINE")
     assert backend_name() == "torch"  # installed here
+
+
+def test_graphs_are_keyed_by_computation(tmp_path, monkeypatch, spread_checkpoint):
+    """One folder per architecture + preprocessing: a SigLIP-style tag's graph is not the plain one."""
+    import open_clip
+    from open_clip import pretrained
+
+    from clipdesk.engine.onnx_export import export_arch, export_spec
+
+    monkeypatch.setitem(pretrained._PRETRAINED, TINY_ARCH, {"webli": {
+        "url": "", "hf_hub": "timm/tiny-siglip-like/", "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+        "interpolation": "bicubic", "resize_mode": "squash"}})
+    root = tmp_path / "onnx"
+    plain = export_arch(TINY_ARCH, root)
+    tagged = export_spec(resolve(f"{TINY_ARCH}/webli:{spread_checkpoint}"), root)
+    assert plain != tagged
+    monkeypatch.setenv("CLIPDESK_ONNX_PATH", str(root))
+    spec = resolve(f"{TINY_ARCH}/webli:{spread_checkpoint}")
+    engine = OnnxEngine(spec, device="cpu")
+    assert engine.input_spec().squash  # the tag's resize, from the tag's graph
+    assert tuple(engine._mean.ravel() / 255) == pytest.approx((0.5, 0.5, 0.5))  # noqa: SLF001
+    pixels = _pixels()
+    np.testing.assert_allclose(engine.encode_pixels(pixels), ClipEngine(spec, device="cpu").encode_pixels(pixels),
+                               rtol=1e-3, atol=2e-5)
+    untagged = OnnxEngine(resolve(f"{TINY_ARCH}:{spread_checkpoint}"), device="cpu")
+    assert not untagged.input_spec().squash
+    assert tuple(open_clip.OPENAI_DATASET_MEAN) == pytest.approx(tuple(untagged._mean.ravel() / 255))  # noqa: SLF001
+
+
+def test_a_gelu_graph_does_not_serve_quick_gelu_tags():
+    from clipdesk.engine.onnx_export import _preprocess, served_tags
+
+    default = _preprocess({"size": 224, "mean": [0.48145466, 0.4578275, 0.40821073],
+                           "std": [0.26862954, 0.26130258, 0.27577711], "interpolation": "bicubic",
+                           "resize_mode": "shortest"}, {})
+    gelu, quick = served_tags("ViT-B-32", default, default), served_tags("ViT-B-32-quickgelu", default, default)
+    assert "openai" not in gelu and "laion2b_s34b_b79k" in gelu
+    assert "openai" in quick and "laion2b_s34b_b79k" not in quick
+
+
+def test_exporting_a_siglip_model_says_why_it_cannot(tmp_path, capsys):
+    from clipdesk.cli import main
+
+    assert main(["--model", "mcip-so400m", "models", "export-onnx", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("clipdesk: ViT-SO400M-14-SigLIP-384 cannot be exported to ONNX") and "\n" not in err

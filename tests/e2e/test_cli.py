@@ -279,7 +279,7 @@ def test_missing_weights_offline(tmp_path, coco_images):
     line = assert_one_line_failure(proc)
     assert "vit-b-32" in line
     assert str(tmp_path / "models") in line  # where it looked
-    assert "ViT-B-32:/path/to/" in line  # how to give a local file
+    assert "ViT-B-32/datacomp_xl_s13b_b90k:/path/to/" in line  # how to give a local file, with its tag
 
 
 def test_search_empty_library(tmp_path):
@@ -386,3 +386,37 @@ def test_models_says_which_weights_are_local(tmp_path):
     assert present["tiny-random"] is True
     assert present["vit-b-32"] is False  # an empty models folder, offline
     assert [m["name"] for m in listing["models"] if m["default"]] == ["vit-b-32"]
+
+
+def test_gpu_check_script_runs_its_whole_path_on_the_cpu(tmp_path):
+    """scripts/gpu_check.sh is what a lent GPU runs in one call; here the same path runs on the CPU."""
+    root = Path(__file__).resolve().parents[2]
+    env = cli_env(tmp_path / "models", CLIPDESK_PYTHON=sys.executable)
+    proc = subprocess.run([str(root / "scripts" / "gpu_check.sh"), "--device", "cpu", "--arch", "clipdesk-tiny-random",
+                           "--photos", "12", "--batch-size", "4", "--workers", "0", "--precision", "bf16"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=os.getcwd())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "indexed 12/12 photos" in proc.stdout and "key open_clip:clipdesk-tiny-random:random-seed0:bf16" in proc.stdout
+    assert proc.stdout.rstrip().endswith("OK")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_index_and_search_at_half_precision_from_the_command_line(tmp_path, coco_images, precision):
+    """The issue's acceptance line: --precision fp16/bf16 --device cpu index ... works end to end."""
+    env = cli_env(tmp_path / "models")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for src in coco_images[:4]:
+        shutil.copy(src, folder / src.name)
+    lib = tmp_path / "lib"
+    flags = ["--precision", precision, "--device", "cpu"]
+    report = ok_json(run_cli(lib, *flags, "index", folder, "--json", "--workers", "0", env=env))
+    assert (report["found"], report["embedded"], report["errors"]) == (4, 4, 0)
+    assert embedding_count(lib, f"{TINY_KEY}:{precision}") == 4 and embedding_count(lib) == 0
+    hits = ok_json(run_cli(lib, *flags, "search", "a dog", "--json", env=env))["results"]
+    assert len(hits) == 4
+    query = str(folder / coco_images[0].name)
+    similar = ok_json(run_cli(lib, *flags, "similar", query, "--json", env=env))["results"]
+    assert len(similar) == 3 and query not in [r["path"] for r in similar]  # the others, from its stored vector
+    line = assert_one_line_failure(run_cli(lib, "--device", "cpu", "search", "a dog", env=env))  # fp32 here
+    assert f"--precision {precision}" in line
