@@ -65,6 +65,8 @@ def launch(args):
     uninstall_hooks = install_excepthooks(log_path)  # also logs clipdesk's messages to the file
     controller = LibraryController(root, model=args.model or settings.model_spec or None,
                                    device=args.device if args.device != "auto" else settings.model_device,
+                                   precision=(getattr(args, "precision", "auto") if getattr(args, "precision", "auto") != "auto"
+                                              else settings.model_precision),
                                    config=settings.core_config())
     settings.last_library = str(root)
     window = MainWindow(controller, settings)
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", metavar="DIR", help="library folder (default: the last one used)")
     p.add_argument("--model", metavar="NAME", help="model preset, ARCH/TAG, hf-hub:ORG/REPO or ARCH:CHECKPOINT")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16")
     p.add_argument("--self-test", action="store_true",
                    help="start offscreen, index the bundled samples with the test model, search, exit 0 if all works")
     return p

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from clipdesk.config import CoreConfig
 from clipdesk.engine.clip import ClipEngine
-from clipdesk.engine.registry import resolve
+from clipdesk.engine.registry import PRECISIONS, resolve
 from clipdesk.errors import ClipdeskError
 from clipdesk.gui.workers import FunctionWorker, IndexWorker, single_lane
 from clipdesk.search import Filters, Searcher, Term
@@ -50,11 +50,12 @@ class LibraryController(QObject):
     library_changed = Signal()  # folder counts may have changed
 
     def __init__(self, library_root: Path, model: str | None = None, device: str = "auto",
-                 config: CoreConfig | None = None, parent: QObject | None = None) -> None:
+                 config: CoreConfig | None = None, parent: QObject | None = None, precision: str = "auto") -> None:
         super().__init__(parent)
         self.library = Library(library_root)
         self.config = config or CoreConfig()
         self.device = device
+        self.precision = precision if precision in PRECISIONS else "auto"
         spec = resolve(model or self.library.get_meta(MODEL_META))
         self.engine = self._make_engine(spec)
         self.search_engine = self.engine  # differs only while a model switch re-embeds
@@ -78,7 +79,8 @@ class LibraryController(QObject):
 
         from clipdesk.engine.backend import make_engine  # torch, or ONNX Runtime in the packaged app
 
-        return make_engine(spec, device=self.device, batch_size=self.config.batch_size, on_download=on_download)
+        return make_engine(spec, device=self.device, batch_size=self.config.batch_size, on_download=on_download,
+                           precision=self.precision)
 
     def load_model(self) -> None:
         """Load the model in the background; the window is already up."""
@@ -97,10 +99,12 @@ class LibraryController(QObject):
     def _model_failed(self, exc: BaseException) -> None:
         self.model_state.emit("missing", str(exc) if isinstance(exc, ClipdeskError) else f"Model failed to load: {exc}")
 
-    def switch_model(self, spec_text: str, device: str) -> None:
-        """Use another model: re-embed in the background, searching the old one meanwhile."""
+    def switch_model(self, spec_text: str, device: str, precision: str | None = None) -> None:
+        """Use another model (or device, or precision): re-embed in the background, searching the old one meanwhile."""
         spec = resolve(spec_text)
         self.device = device
+        if precision is not None:
+            self.precision = precision
         old = self.engine
         self.engine = self._make_engine(spec)
         if old.loaded and old.key != self.engine.key:

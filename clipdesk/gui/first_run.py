@@ -24,8 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clipdesk.engine.registry import ModelSpec, weights_present
+from clipdesk.engine.clip import file_spec_text
+from clipdesk.engine.registry import ModelSpec
+from clipdesk.engine.sources import weights_present
 from clipdesk.engine.weights import check_checkpoint, device_report, download_weights
+from clipdesk.errors import ModelNotAvailable
 from clipdesk.jobs import CancelToken
 
 
@@ -125,6 +128,9 @@ class FirstRunDialog(QDialog):
     def _failed(self, exc: BaseException) -> None:
         self._busy(False)
         self.status_label.setText(str(exc))
+        if isinstance(exc, ModelNotAvailable):  # offline, or nothing this build can read: the file is the way on
+            self.file_button.setDefault(True)
+            self.file_button.setFocus()
 
     def choose_file(self, path: str | None = None) -> bool:
         """Use a local checkpoint (from a file dialog when ``path`` is None); False if it is refused."""
@@ -137,7 +143,7 @@ class FirstRunDialog(QDialog):
         if problem:
             self.status_label.setText(problem)
             return False
-        text = f"{self.spec.arch}:{Path(path).resolve()}"
+        text = file_spec_text(self.spec, str(Path(path).resolve()))
         self._finish(text, remember=text)
         return True
 

@@ -467,15 +467,18 @@ class MainWindow(QMainWindow):
             self.status_label.setText(message)
 
     def model_settings(self) -> None:
-        dialog = ModelDialog(self, current=self.controller.engine.spec.name, device=self.controller.device)
+        dialog = ModelDialog(self, current=self.controller.engine.spec.name, device=self.controller.device,
+                             precision=self.controller.precision)
         if dialog.exec():
             try:
-                self.controller.switch_model(dialog.selected_spec(), dialog.selected_device())
+                self.controller.switch_model(dialog.selected_spec(), dialog.selected_device(),
+                                             dialog.selected_precision())
             except ClipdeskError as exc:
                 show_error(self, exc)
                 return
             self.settings.model_spec = dialog.selected_spec()
             self.settings.model_device = dialog.selected_device()
+            self.settings.model_precision = dialog.selected_precision()
 
     def show_errors(self) -> None:
         ErrorsDialog(self.controller.library, self).exec()

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clipdesk.engine.registry import CHECKPOINT_SUFFIXES, DEFAULT_PRESET, PRESETS, resolve, weights_present
+from clipdesk.engine.registry import CHECKPOINT_SUFFIXES, DEFAULT_PRESET, PRECISIONS, PRESETS, resolve
 from clipdesk.errors import ModelSpecError
 from clipdesk.paths import models_dir
 
@@ -43,11 +43,17 @@ _NAME = Qt.ItemDataRole.UserRole
 
 
 def _probe() -> dict:
-    """Facts that need torch/open_clip: weight files, architectures, what "auto" picks."""
-    present = {}
+    """Facts that need torch/open_clip: weight files, architectures, what "auto" picks, what cannot run here."""
+    from clipdesk.engine.sources import loadable_here, weights_present
+
+    present, unavailable = {}, {}
     for name in PRESETS:
         try:
-            present[name] = weights_present(resolve(name))
+            spec = resolve(name)
+            why_not = loadable_here(spec)
+            if why_not:
+                unavailable[name] = why_not
+            present[name] = not why_not and weights_present(spec)
         except Exception:  # noqa: BLE001 - a broken cache entry reads as "not downloaded"
             present[name] = False
     try:
@@ -59,7 +65,7 @@ def _probe() -> dict:
 
         line, gpu = device_report()
         return {"present": present, "archs": available_archs(), "auto": f"auto → {'cuda' if gpu else 'cpu'} ({line})",
-                "available": {"cuda": gpu, "mps": False}}
+                "available": {"cuda": gpu, "mps": False}, "unavailable": unavailable, "precisions": ["auto", "fp32"]}
 
     from clipdesk.engine.clip import pick_device
 
@@ -76,6 +82,8 @@ def _probe() -> dict:
         "archs": sorted((m for m in open_clip.list_models() if _CLIP_ARCH.match(m)), key=str.lower),
         "auto": f"auto → {auto} ({why})",
         "available": {"cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())},
+        "unavailable": unavailable,
+        "precisions": list(PRECISIONS),
     }
 
 
@@ -92,7 +100,8 @@ class _ProbeJob(QRunnable):
         try:
             facts = _probe()
         except Exception as exc:  # noqa: BLE001 - the dialog still works, just without the facts
-            facts = {"present": {}, "archs": [], "auto": f"auto → unknown ({exc})", "available": {}}
+            facts = {"present": {}, "archs": [], "auto": f"auto → unknown ({exc})", "available": {},
+                     "unavailable": {}, "precisions": list(PRECISIONS)}
         self.signals.done.emit(facts)
 
 
@@ -102,11 +111,13 @@ class ModelDialog(QDialog):
     Args:
         current: the model spec in use ("" for the default preset).
         device: the device setting in use: auto | cpu | cuda | mps.
+        precision: the precision setting in use: auto | fp32 | fp16 | bf16.
     """
 
     probed = Signal()  # the weights/device facts are filled in
 
-    def __init__(self, parent: QWidget | None = None, current: str = "", device: str = "auto") -> None:
+    def __init__(self, parent: QWidget | None = None, current: str = "", device: str = "auto",
+                 precision: str = "auto") -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose model")
         self.facts: dict | None = None
@@ -137,6 +148,10 @@ class ModelDialog(QDialog):
         self.device_combo.setCurrentText(device if device in DEVICES else "auto")
         self.device_combo.currentTextChanged.connect(lambda _text: self._update_device_note())
         self.device_note = QLabel("auto → checking…", wordWrap=True)
+        self.precision_combo = QComboBox(toolTip="Each precision computes its own embeddings: changing it re-embeds "
+                                         "the library. auto: fp16 on an NVIDIA GPU, fp32 elsewhere.")
+        self.precision_combo.addItems(PRECISIONS)
+        self.precision_combo.setCurrentText(precision if precision in PRECISIONS else "auto")
         self.download_note = QLabel(DOWNLOAD_NOTE, wordWrap=True)
 
         self.buttons = QDialogButtonBox(_Qt.Ok | _Qt.Cancel)
@@ -153,6 +168,7 @@ class ModelDialog(QDialog):
         form.addRow("Checkpoint:", checkpoint_row)
         form.addRow("Device:", self.device_combo)
         form.addRow("", self.device_note)
+        form.addRow("Precision:", self.precision_combo)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Presets:"))
         layout.addWidget(self.preset_list, 1)
@@ -189,6 +205,9 @@ class ModelDialog(QDialog):
     def selected_device(self) -> str:
         return self.device_combo.currentText()
 
+    def selected_precision(self) -> str:
+        return self.precision_combo.currentText()
+
     def preset_status(self, name: str) -> str:
         """The status shown for preset ``name`` ("weights present", "not downloaded", "checking…")."""
         return self.preset_list.item(list(PRESETS).index(name)).text().rsplit(" — ", 1)[1]
@@ -214,8 +233,9 @@ class ModelDialog(QDialog):
         self._show_error(None)
         text = spec.description
         present = (self.facts or {}).get("present", {}).get(name)
-        if spec.checkpoint_hint and present is False:
-            text += f"\nGet the checkpoint from {spec.checkpoint_hint} and put it in {models_dir()}."
+        if spec.url and present is False:
+            text += (f"\nIts checkpoint downloads on first use from {spec.url} (the authors publish no checksum: "
+                     f"clipdesk records its SHA-256 at the first download), or put the file in {models_dir()}.")
         self.description_label.setText(text)
         if not spec.random_init:
             self.arch_combo.setCurrentText(spec.arch)
@@ -238,17 +258,6 @@ class ModelDialog(QDialog):
             return str(exc)
         if spec.checkpoint and not Path(spec.checkpoint).is_file():
             return f"Checkpoint file not found: {spec.checkpoint}"
-        if spec.pretrained:
-            try:
-                import open_clip  # already imported by resolve()
-            except ImportError:  # the packaged app: the tags its ONNX graph knows the weights of
-                from clipdesk.engine.onnx_engine import read_meta
-
-                tags = list((read_meta(spec.arch) or {}).get("hf_hub", {}))
-            else:
-                tags = open_clip.list_pretrained_tags_by_model(spec.arch)
-            if tags and spec.pretrained not in tags:
-                return f"'{spec.arch}' has no weights tagged '{spec.pretrained}'. Known tags: {', '.join(tags)}."
         return None
 
     def _show_error(self, message: str | None) -> None:
@@ -261,7 +270,14 @@ class ModelDialog(QDialog):
         self.facts = facts
         for row, name in enumerate(PRESETS):
             status = "weights present" if facts["present"].get(name) else "not downloaded"
-            self.preset_list.item(row).setText(self._preset_text(name, status))
+            item = self.preset_list.item(row)
+            item.setText(self._preset_text(name, status))
+            # A preset this build cannot run is not offered (the packaged app has no PyTorch for .pth files).
+            item.setHidden(name in facts.get("unavailable", {}))
+        precision = self.precision_combo.currentText()
+        self.precision_combo.clear()
+        self.precision_combo.addItems(facts.get("precisions", PRECISIONS))
+        self.precision_combo.setCurrentText(precision if precision in facts.get("precisions", PRECISIONS) else "auto")
         if facts["archs"]:
             arch = self.arch_combo.currentText()
             self.arch_combo.clear()

@@ -76,6 +76,7 @@ REGISTRY: dict[str, Setting] = {
         Setting("library/last", str, ""),
         Setting("model/spec", str, ""),  # "": the library's current model, else the default preset
         Setting("model/device", str, "auto"),
+        Setting("model/precision", str, "auto"),  # auto | fp32 | fp16 | bf16 (auto: fp16 on CUDA, else fp32)
         Setting("model/first_run_done", bool, False),  # the first-run dialog got an answer
         Setting("search/saved", list, []),
         Setting("search/k", int, 200, minimum=1, maximum=10_000),
@@ -143,6 +144,7 @@ class Settings:
     last_library = _Key("library/last")
     model_spec = _Key("model/spec")
     model_device = _Key("model/device")
+    model_precision = _Key("model/precision")
     first_run_done = _Key("model/first_run_done")
     saved_searches = _Key("search/saved")
     search_k = _Key("search/k")

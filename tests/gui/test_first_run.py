@@ -31,8 +31,9 @@ def test_local_checkpoint_is_checked_and_remembered(qtbot, checkpoint, tmp_path)
     assert "Cannot read" in dialog.status_label.text() and not settings.first_run_done
     with qtbot.waitSignal(dialog.model_chosen) as chosen:
         assert dialog.choose_file(str(checkpoint))
-    assert chosen.args == [f"ViT-B-32:{checkpoint}"]
-    assert Settings().model_spec == f"ViT-B-32:{checkpoint}" and Settings().first_run_done
+    # With the preset's tag: a file of its weights is preprocessed as that tag's weights are.
+    assert chosen.args == [f"ViT-B-32/datacomp_xl_s13b_b90k:{checkpoint}"]
+    assert Settings().model_spec == f"ViT-B-32/datacomp_xl_s13b_b90k:{checkpoint}" and Settings().first_run_done
     qtbot.waitUntil(lambda: dialog.device_label.text() != "Checking for a GPU…", timeout=30000)
     assert "CPU" in dialog.device_label.text() or "GPU used" in dialog.device_label.text()
 
@@ -97,9 +98,12 @@ def test_model_dialog_facts_without_torch(tmp_path, monkeypatch):
 
     from clipdesk.gui.model_dialog import _probe
 
-    graph = tmp_path / "onnx" / "arch-ViT-B-32"
+    graph = tmp_path / "onnx" / "arch-ViT-B-32-0123abcd"
     graph.mkdir(parents=True)
-    (graph / "meta.json").write_text(json.dumps({"arch": "ViT-B-32", "hf_hub": {}}))
+    tag = {"hf_hub": "laion/CLIP-ViT-B-32-DataComp.XL-s13B-b90K/", "mean": [0.48145466, 0.4578275, 0.40821073],
+           "std": [0.26862954, 0.26130258, 0.27577711], "interpolation": "bicubic", "resize_mode": "shortest"}
+    (graph / "meta.json").write_text(json.dumps({"arch": "ViT-B-32", "serves": ["tag:datacomp_xl_s13b_b90k"],
+                                                 "tags": {"datacomp_xl_s13b_b90k": tag}}))
     monkeypatch.setenv("CLIPDESK_ONNX_PATH", str(tmp_path / "onnx"))
     monkeypatch.setenv("CLIPDESK_ENGINE", "onnx")
     monkeypatch.setitem(sys.modules, "open_clip", None)  # import fails, as in the bundle
@@ -107,4 +111,20 @@ def test_model_dialog_facts_without_torch(tmp_path, monkeypatch):
     facts = _probe()
     assert facts["archs"] == ["ViT-B-32"]
     assert facts["auto"].startswith("auto → cpu (Runs on the CPU: this ONNX Runtime build has no CUDA")
-    assert facts["present"]["tiny-random"] and not facts["present"]["vit-b-32"]
+    assert not facts["present"]["vit-b-32"] and "vit-b-32" not in facts["unavailable"]
+    # What the bundle cannot run is not offered: no graph here, or PyTorch-only weights (MCIP's .pth files).
+    assert {"mcip-vit-l-14-336", "mcip-so400m", "vit-l-14", "tiny-random"} <= set(facts["unavailable"])
+    assert facts["precisions"] == ["auto", "fp32"]
+
+
+def test_offline_download_says_so_and_points_at_the_file(qtbot, monkeypatch):
+    from clipdesk.engine import weights
+
+    monkeypatch.setattr(weights, "_REACHABLE", False)
+    dialog = FirstRunDialog(Settings(), resolve("vit-b-32"))  # the real downloader, with the hub unreachable
+    qtbot.addWidget(dialog)
+    dialog.start_download()
+    qtbot.waitUntil(lambda: "can't be reached" in dialog.status_label.text(), timeout=10000)
+    text = dialog.status_label.text()
+    assert "Errno" not in text and "checkpoint file" in text
+    assert dialog.file_button.isDefault() and dialog.file_button.isEnabled()

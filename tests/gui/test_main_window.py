@@ -157,12 +157,13 @@ def test_folders_appear_in_the_sidebar_and_removing_keeps_files(window, qtbot, p
 
 def test_download_progress_then_missing_weights_banner(qtbot, tmp_path, monkeypatch):
     from clipdesk.engine import clip as clip_mod
+    from clipdesk.engine import weights as weights_mod
 
-    def fake_prefetch(spec, cache_dir, on_download):
+    def fake_prefetch(spec, on_download):
         on_download(50_000_000, 200_000_000)  # the hub answered, then the connection dropped
 
     monkeypatch.setattr(clip_mod, "prefetch_weights", fake_prefetch)
-    monkeypatch.setattr(clip_mod, "_REACHABLE", False)
+    monkeypatch.setattr(weights_mod, "_REACHABLE", False)
     controller = LibraryController(tmp_path / "lib", model="vit-b-32", device="cpu")
     win = MainWindow(controller, Settings())
     qtbot.addWidget(win)
@@ -173,7 +174,7 @@ def test_download_progress_then_missing_weights_banner(qtbot, tmp_path, monkeypa
         controller.load_model()
     assert ("downloading", "Downloading the weights of vit-b-32 (first use only): 25% of 200 MB") in states
     assert win.banner.isVisible() and win.banner_button.isVisible()
-    assert "vit-b-32" in win.banner.text() and "--model ViT-B-32:" in win.banner.text()
+    assert "vit-b-32" in win.banner.text() and "--model ViT-B-32/datacomp_xl_s13b_b90k:" in win.banner.text()
     assert win.model_label.text() == "Model weights missing"
     controller.shutdown()
 
@@ -198,3 +199,31 @@ def test_label_job_and_filtering_by_label(window, qtbot, photos):
     assert window.grid_model.item(0).photo_id == chosen.photo_id
     window.sidebar.folder_selected.emit("")  # "All photos" clears the label filter
     qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7, timeout=10000)
+
+
+def test_model_settings_change_the_precision_and_remember_it(qtbot, tmp_path, monkeypatch):
+    from clipdesk.gui import main_window as main_window_mod
+
+    controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
+                                   config=CoreConfig(decode_workers=0, batch_size=4))
+    settings = Settings()
+    win = MainWindow(controller, settings)
+    qtbot.addWidget(win)
+
+    class Answered:  # the dialog as a user leaves it: same model and device, precision bf16
+        def __init__(self, *args, **kwargs):
+            assert kwargs["precision"] == "auto"
+
+        def exec(self):
+            return True
+
+        selected_spec = staticmethod(lambda: "tiny-random")
+        selected_device = staticmethod(lambda: "cpu")
+        selected_precision = staticmethod(lambda: "bf16")
+
+    monkeypatch.setattr(main_window_mod, "ModelDialog", Answered)
+    with qtbot.waitSignal(controller.model_state, timeout=60000, check_params_cb=lambda s, m: s == "ready"):
+        win.model_settings()
+    assert controller.engine.key.endswith(":bf16") and controller.engine.precision == "bf16"
+    assert Settings().model_precision == "bf16"
+    controller.shutdown()

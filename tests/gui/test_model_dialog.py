@@ -138,3 +138,13 @@ def test_opens_on_the_current_settings(qtbot):
     assert other.selected_spec() == "vit-b-16"
     assert other.selected_device() == "auto"
     qtbot.waitUntil(lambda: other.facts is not None, timeout=60_000)
+
+
+def test_precision_setting(qtbot):
+    widget = ModelDialog(current="tiny-random", device="cpu", precision="bf16")
+    qtbot.addWidget(widget)
+    assert widget.selected_precision() == "bf16"
+    qtbot.waitUntil(lambda: widget.facts is not None, timeout=60_000)
+    options = [widget.precision_combo.itemText(i) for i in range(widget.precision_combo.count())]
+    assert options == ["auto", "fp32", "fp16", "bf16"] and widget.selected_precision() == "bf16"
+    assert "re-embeds" in widget.precision_combo.toolTip()

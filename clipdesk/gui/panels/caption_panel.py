@@ -201,7 +201,7 @@ class CaptionPanel(QWidget):
             options = {} if self.max_len is None else {"max_len": self.max_len}
             self._captioners[key] = make_captioner(backend, self.controller.library.root, engine,
                                                    caption_model=self.caption_model, device=self.controller.device,
-                                                   **options)
+                                                   precision=self.controller.precision, **options)
         return self._captioners[key]
 
     def _on_progress(self, st) -> None:
