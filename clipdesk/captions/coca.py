@@ -26,9 +26,12 @@ MIN_LEN = 3
 CAPTION_PRESETS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
+        # Both hub repositories hold only open_clip_pytorch_model.bin (their file lists, 2026): no safetensors to ask for.
         ModelSpec("coca-vit-b-32", "coca_ViT-B-32", "mscoco_finetuned_laion2b_s13b_b90k",
+                  hub_files=("open_clip_pytorch_model.bin",),
                   description="Default. CoCa ViT-B/32 fine-tuned on COCO captions (~1 GB)."),
         ModelSpec("coca-vit-l-14", "coca_ViT-L-14", "mscoco_finetuned_laion2b_s13b_b90k",
+                  hub_files=("open_clip_pytorch_model.bin",),
                   description="CoCa ViT-L/14 fine-tuned on COCO: better, ~3x slower; use a GPU."),
         ModelSpec("tiny-coca", "clipdesk-tiny-coca", random_init=True,
                   description="TEST ONLY: tiny random CoCa; its captions are random words."),
