@@ -179,13 +179,12 @@ class ClipEngine:
         self.preprocess = dict(pre)
         self._mean = torch.tensor(pre.get("mean", open_clip.OPENAI_DATASET_MEAN), device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(pre.get("std", open_clip.OPENAI_DATASET_STD), device=device).view(1, 3, 1, 1)
-        self._model = model
         try:  # every kernel both towers need, now rather than on the first photo
-            self._dim = int(self._encode_text_now(["a photo"]).shape[1])
-            self._encode_pixels_now(np.zeros((1, self.input.size, self.input.size, 3), np.uint8))
+            self._dim = int(self._encode_text_now(["a photo"], model).shape[1])
+            self._encode_pixels_now(np.zeros((1, self.input.size, self.input.size, 3), np.uint8), model)
         except (RuntimeError, NotImplementedError) as exc:
-            self._model = None
             raise _precision_error(exc, precision, device, spec) from exc
+        self._model = model  # last: other threads see a model only once it has worked
         log.info("loaded %s on %s (%s)", spec.label, device, precision)
 
     def input_spec(self) -> InputSpec:
@@ -203,9 +202,10 @@ class ClipEngine:
         with self._infer_lock:
             return self._encode_pixels_now(pixels)
 
-    def _encode_pixels_now(self, pixels: np.ndarray) -> np.ndarray:
+    def _encode_pixels_now(self, pixels: np.ndarray, model=None) -> np.ndarray:
         import torch
 
+        model = model if model is not None else self._model
         out = []
         with torch.inference_mode():
             for start in range(0, len(pixels), self.batch_size):
@@ -214,7 +214,7 @@ class ClipEngine:
                 # The requested precision, not the first parameter's: open_clip's low-precision
                 # conversion leaves some parameters (positional embedding, logit scale) at fp32.
                 x = ((x - self._mean) / self._std).to(self._dtype)
-                out.append(self._normalise(self._model.encode_image(x)))
+                out.append(self._normalise(model.encode_image(x)))
         return np.concatenate(out) if out else np.zeros((0, self._dim), np.float32)
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
@@ -222,14 +222,15 @@ class ClipEngine:
         with self._infer_lock:
             return self._encode_text_now(texts)
 
-    def _encode_text_now(self, texts: Sequence[str]) -> np.ndarray:
+    def _encode_text_now(self, texts: Sequence[str], model=None) -> np.ndarray:
         import torch
 
+        model = model if model is not None else self._model
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 tokens = self._tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
-                out.append(self._normalise(self._model.encode_text(tokens)))
+                out.append(self._normalise(model.encode_text(tokens)))
         return np.concatenate(out)
 
     def encode_files(self, paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:

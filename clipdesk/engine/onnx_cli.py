@@ -61,7 +61,8 @@ def cmd_download(args, sigint_cancels) -> int:
 
     with sigint_cancels(token):
         try:
-            path = download_weights(spec, progress, token)
+            path = download_weights(spec, progress, token, on_note=lambda note: print(f"clipdesk: {note}",
+                                                                                     file=sys.stderr))
         finally:
             if shown["bar"] is not None:
                 shown["bar"].close()

@@ -143,10 +143,13 @@ def _abort_xet() -> None:
 
 
 def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
-                     cancel: CancelToken | None = None, fetch=None, published=None) -> Path:
+                     cancel: CancelToken | None = None, fetch=None, published=None,
+                     on_note: Callable[[str], None] | None = None) -> Path:
     """Download ``spec``'s weights (and its tokenizer files) into the models cache, verified; returns the path.
 
     ``fetch(repo, filename, cache_dir, tqdm_class)`` defaults to ``hf_hub_download``; tests pass their own.
+    ``on_note`` gets what a URL download was checked against (for MCIP: nothing published, so the first
+    download's size and SHA-256 were recorded), for the user to read.
     """
     source = weight_source(spec)
     if source.kind == "url":
@@ -156,8 +159,7 @@ def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
             raise ModelNotAvailable(f"Model '{spec.name}' comes as {source.path.name}, a PyTorch file this build "
                                     "cannot read (it has no PyTorch); use the Python install of clipdesk.")
         result = download_url(source.url, source.path, on_progress, cancel)
-        if result.note:
-            log.warning("%s", result.note)
+        (on_note or log.warning)(result.note)
         path = result.path
     elif source.kind == "hub" and source.repo:
         path = _download_hub(spec, source, on_progress, cancel, fetch, published)
@@ -218,23 +220,22 @@ def _hub_errors(repo: str):
     except (Cancelled, ClipdeskError, EntryNotFoundError):
         raise
     except (OfflineModeIsEnabled, ConnectionError, TimeoutError, socket.gaierror) as exc:
-        raise ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be downloaded "
-                                "now. Check the internet connection, or use a checkpoint file you already "
-                                "have.") from exc
+        raise _unreachable(repo, exc) from exc
     except HfHubHTTPError as exc:
         raise ModelNotAvailable(f"The model hub refused the download of {repo}: {_reason(exc)}.") from exc
     except OSError as exc:
         if isinstance(exc, FileNotFoundError) or getattr(exc, "errno", None) is None:
             raise
-        raise ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be downloaded "
-                                "now. Check the internet connection, or use a checkpoint file you already "
-                                "have.") from exc
+        raise _unreachable(repo, exc) from exc
     except Exception as exc:  # httpx and friends: a transport error of some kind
         if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
-            raise ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be "
-                                    "downloaded now. Check the internet connection, or use a checkpoint file you "
-                                    "already have.") from exc
+            raise _unreachable(repo, exc) from exc
         raise
+
+
+def _unreachable(repo: str, exc: BaseException) -> ModelNotAvailable:
+    return ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be downloaded now. "
+                             "Check the internet connection, or use a checkpoint file you already have.")
 
 
 def _reason(exc: BaseException) -> str:

@@ -109,7 +109,11 @@ class FirstRunDialog(QDialog):
         self._busy(True)
         self._cancel = CancelToken()
         cancel, spec, downloader = self._cancel, self.spec, self.downloader
-        job = self._start(lambda signals: downloader(spec, signals.progress.emit, cancel),
+        notes: list[str] = []
+        self._notes = notes
+
+        # on_note: what the download was checked against (MCIP: a hash recorded now), for the status line.
+        job = self._start(lambda signals: downloader(spec, signals.progress.emit, cancel, on_note=notes.append),
                           self._downloaded, self._failed)
         job.signals.progress.connect(self._on_progress)
         self.status_label.setText("Downloading…")
@@ -122,7 +126,8 @@ class FirstRunDialog(QDialog):
                                   else f"Downloading: {done / 1e6:,.0f} MB")
 
     def _downloaded(self, path) -> None:
-        self.status_label.setText(f"Downloaded and verified: {Path(path).name}")
+        notes = " ".join(getattr(self, "_notes", []))
+        self.status_label.setText(f"Downloaded and verified: {Path(path).name}" + (f". {notes}" if notes else ""))
         self._finish(self.spec.name, remember="")  # "" = the default preset, now on disk
 
     def _failed(self, exc: BaseException) -> None:

@@ -241,7 +241,7 @@ def test_models_download_fetches_now_and_says_where(capsys, monkeypatch):
 
     calls = []
 
-    def fake_download(spec, progress, cancel):
+    def fake_download(spec, progress, cancel, on_note=None):
         calls.append(spec.name)
         progress(5, 10)
         progress(10, 10)
@@ -253,7 +253,7 @@ def test_models_download_fetches_now_and_says_where(capsys, monkeypatch):
     assert main(["models", "download", "tiny-random"]) == 0  # nothing to fetch
     assert "already present" in capsys.readouterr().out and calls == ["vit-b-32"]
 
-    def interrupted(spec, progress, cancel):
+    def interrupted(spec, progress, cancel, on_note=None):
         raise Cancelled("Download cancelled.")
 
     monkeypatch.setattr(weights, "download_weights", interrupted)

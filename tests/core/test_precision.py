@@ -106,7 +106,7 @@ def test_coca_captions_at_half_precision(precision, coco_images):
 def test_a_missing_cpu_kernel_is_one_line_naming_it(monkeypatch):
     engine = ClipEngine(resolve("tiny-random"), device="cpu", precision="fp16")
 
-    def no_kernel(self, texts):
+    def no_kernel(self, texts, model=None):
         raise RuntimeError('"addmm_impl_cpu_" not implemented for \'Half\'\nmore detail')
 
     monkeypatch.setattr(ClipEngine, "_encode_text_now", no_kernel)

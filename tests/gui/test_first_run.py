@@ -41,10 +41,11 @@ def test_local_checkpoint_is_checked_and_remembered(qtbot, checkpoint, tmp_path)
 def test_download_reports_progress_then_loads_the_default(qtbot):
     calls = []
 
-    def downloader(spec, progress, cancel):
+    def downloader(spec, progress, cancel, on_note):
         for done in (100, 600):
             progress(done, 600)
         calls.append(spec.name)
+        on_note("Recorded its SHA-256 at this first download.")
         return "/cache/open_clip_model.safetensors"
 
     settings = Settings()
@@ -55,12 +56,13 @@ def test_download_reports_progress_then_loads_the_default(qtbot):
         dialog.start_download()
     assert chosen.args == ["vit-b-32"] and calls == ["vit-b-32"]
     assert settings.model_spec == "" and settings.first_run_done
+    assert dialog.status_label.text().endswith("Recorded its SHA-256 at this first download.")
 
 
 def test_a_failed_download_says_why_and_allows_another_try(qtbot):
     from clipdesk.engine.weights import ChecksumMismatch
 
-    def downloader(spec, progress, cancel):
+    def downloader(spec, progress, cancel, on_note):
         raise ChecksumMismatch("The downloaded file x is damaged")
 
     dialog = FirstRunDialog(Settings(), resolve("vit-b-32"), downloader=downloader)
