@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from clipdesk.engine.registry import ModelSpec
-from clipdesk.engine.sources import readable, weight_source, weights_present
+from clipdesk.engine.sources import cached_weights, readable, tokenizer_present, weight_source, weights_present
 from clipdesk.errors import Cancelled, ClipdeskError, ModelNotAvailable
 from clipdesk.jobs import CancelToken
 from clipdesk.paths import models_dir
@@ -152,7 +152,10 @@ def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
     download's size and SHA-256 were recorded), for the user to read.
     """
     source = weight_source(spec)
-    if source.kind == "url":
+    existing = cached_weights(spec)
+    if existing is not None:  # e.g. a checkpoint the user put there, with only its tokenizer missing
+        path = existing
+    elif source.kind == "url":
         from clipdesk.engine.url_download import download_url
 
         if not readable(source.path.name):
@@ -165,9 +168,12 @@ def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
         path = _download_hub(spec, source, on_progress, cancel, fetch, published)
     else:
         raise ModelNotAvailable(f"Model '{spec.name}' does not come from the model hub; choose its file instead.")
-    if source.tokenizer_repo:
+    if source.tokenizer_repo and not tokenizer_present(source):
         from clipdesk.engine.hf_tokenizer import fetch_tokenizer_files
 
+        if not hub_reachable():
+            raise ModelNotAvailable(f"The tokenizer of '{spec.name}' ({source.tokenizer_repo} on the model hub) is not "
+                                    "downloaded yet, and the hub can't be reached; connect to the internet once.")
         with _hub_errors(source.tokenizer_repo):
             fetch_tokenizer_files(source.tokenizer_repo, str(models_dir()))
     return path
@@ -213,10 +219,12 @@ def _download_hub(spec, source, on_progress, cancel, fetch, published) -> Path:
 @contextmanager
 def _hub_errors(repo: str):
     """Network failures become one plain sentence (not ``[Errno -2] Name or service not known``)."""
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     try:
         yield
+    except LocalEntryNotFoundError as exc:  # offline and not in the cache (an EntryNotFoundError too)
+        raise _unreachable(repo, exc) from exc
     except (Cancelled, ClipdeskError, EntryNotFoundError):
         raise
     except (OfflineModeIsEnabled, ConnectionError, TimeoutError, socket.gaierror) as exc:

@@ -259,3 +259,29 @@ def test_models_download_fetches_now_and_says_where(capsys, monkeypatch):
     monkeypatch.setattr(weights, "download_weights", interrupted)
     assert main(["models", "download", "vit-b-32"]) == 130
     assert capsys.readouterr().err.strip() == "clipdesk: Download cancelled."
+
+
+def test_a_checkpoint_on_disk_is_not_downloaded_again_for_its_tokenizer(monkeypatch, shared_data, tmp_path):
+    """The user put the SigLIP MCIP file in place; only the tokenizer files are missing: only they are fetched."""
+    from clipdesk.engine import hf_tokenizer, weights
+
+    spec = resolve("mcip-so400m")
+    Path(spec.checkpoint).parent.mkdir(parents=True, exist_ok=True)
+    Path(spec.checkpoint).write_bytes(b"the user's copy")
+    folder = build_siglip_like(tmp_path / "tok", coco_captions(shared_data))
+    fetched = []
+
+    def fake_fetch(repo, cache_dir, download=None):
+        fetched.append(repo)
+        hub_cache(Path(cache_dir), folder, repo=repo)
+
+    monkeypatch.setattr(hf_tokenizer, "fetch_tokenizer_files", fake_fetch)
+    monkeypatch.setattr(weights, "_REACHABLE", False)
+    assert not weights_present(spec)
+    with pytest.raises(ModelNotAvailable, match="tokenizer") as exc:
+        weights.download_weights(spec, lambda d, t: None)  # offline: says what is missing, in one line
+    assert "\n" not in str(exc.value) and fetched == []
+    monkeypatch.setattr(weights, "_REACHABLE", True)
+    assert weights.download_weights(spec, lambda d, t: pytest.fail("no weights download")) == Path(spec.checkpoint)
+    assert fetched == ["timm/ViT-B-16-SigLIP"] and weights_present(spec)
+    assert Path(spec.checkpoint).read_bytes() == b"the user's copy"
