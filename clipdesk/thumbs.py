@@ -1,8 +1,10 @@
 """On-disk thumbnail cache: small JPEG (or PNG, for alpha) files in the cache dir.
 
 No Qt here: the GUI's ``ThumbnailLoader`` calls :func:`cached_thumbnail` from
-its thread pool, and anything else (CLI, tests) can too. Photos are only ever
-opened for reading; thumbnails are written under ``cache_dir`` and nowhere else.
+its thread pool, and anything else (CLI, tests) can too. Photos are read and
+decoded by ``imageio``, with the same refusals as indexing (special files,
+decompression bombs, damaged files); they are only ever opened for reading,
+and thumbnails are written under ``cache_dir`` and nowhere else.
 
 A thumbnail's file name is a hash of (path, mtime_ns, file size, thumbnail
 size, format version), so an edited photo simply gets a new entry and stale
@@ -13,17 +15,13 @@ deleted at any time.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import stat
 import tempfile
 from pathlib import Path
 
 from PIL import Image
 
-# Private helpers shared on purpose: the same read-only open flags, the same
-# EXIF orientation table and the same reduced-decode formats as indexing.
-from clipdesk.imageio import _DRAFTABLE, _OPEN_FLAGS, _ORIENTATION, _TRANSPOSE, ImageReadError, decoding, to_rgb
+from clipdesk.imageio import ImageReadError, decode_to_fit, read_bytes, require_regular, to_rgb
 from clipdesk.paths import thumbnail_cache_dir
 
 __all__ = ["ImageReadError", "cached_thumbnail", "thumbnail_cache_dir", "thumbnail_key"]
@@ -62,29 +60,14 @@ def cached_thumbnail(path: str, size: int, cache_dir: str | os.PathLike[str]) ->
         raise ValueError(f"thumbnail size must be positive, not {size}")
     shard_root = Path(cache_dir)
     st = os.stat(path)
+    require_regular(st)  # a FIFO or folder is refused before the cache is even looked at
     hit = _lookup(shard_root, thumbnail_key(path, st.st_mtime_ns, st.st_size, size))
     if hit is not None:
         return hit
-    st, data = _read_bytes(path)
-    if not data:
-        raise ImageReadError("empty file (0 bytes)")
-    thumb = _make_thumbnail(data, size)
+    st, data = read_bytes(path)  # the stat of the bytes actually read, for the key
+    thumb = decode_to_fit(data, size, _convert)
     key = thumbnail_key(path, st.st_mtime_ns, st.st_size, size)
     return _write_atomic(thumb, shard_root / key[:2], key)
-
-
-def _read_bytes(path: str) -> tuple[os.stat_result, bytes]:
-    """One read-only open; the stat is of the bytes actually read, for the key."""
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageReadError("not a regular file (folder, FIFO, socket or device)")
-    except BaseException:
-        os.close(fd)
-        raise
-    with open(fd, "rb", closefd=True) as fh:
-        return st, fh.read()
 
 
 def _lookup(root: Path, key: str) -> Path | None:
@@ -94,27 +77,6 @@ def _lookup(root: Path, key: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _make_thumbnail(data: bytes, size: int) -> Image.Image:
-    """Decode at reduced size, shrink to fit, turn upright. RGB, or RGBA if transparent."""
-    with decoding():
-        with Image.open(io.BytesIO(data)) as im:
-            orientation = im.getexif().get(_ORIENTATION, 1)
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)  # first frame; before draft, since seeking resets it
-            if im.format in _DRAFTABLE:
-                # Reduced-DCT decode straight to >= size: ~4x faster on 12 MP photos.
-                im.draft("RGB", (size, size))
-            im.load()
-            thumb = _convert(im)
-        thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    # Shrinking and the EXIF rotations commute (the box is square), so only the
-    # small image is rotated.
-    method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
-    if method is not None:
-        thumb = thumb.transpose(method)
-    return thumb
 
 
 def _convert(im: Image.Image) -> Image.Image:

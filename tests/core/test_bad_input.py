@@ -1,5 +1,6 @@
 """Hostile and unusual input: every file is either indexed or reported, the
-scan always finishes, and no photo is ever written to.
+scan always finishes, and no photo is ever written to; inline and with decode
+worker processes, and through the thumbnail and preview paths as well.
 
 All odd files are made here, in tmp_path; the good ones are copies of the
 shared COCO photos.
@@ -16,8 +17,11 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import warnings
 import zlib
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +30,56 @@ from PIL import Image, ImageOps, JpegImagePlugin
 from PIL.TiffImagePlugin import IFDRational
 from sqlalchemy import select
 
-from clipdesk import imageio
+from clipdesk import decode_pool, imageio, indexer
 from clipdesk.config import CoreConfig
-from clipdesk.imageio import HEIF_AVAILABLE, ImageReadError, read_many, read_photo, to_rgb
+from clipdesk.imageio import HEIF_AVAILABLE, ImageReadError, read_many, read_photo, read_preview, to_rgb
 from clipdesk.indexer import index
 from clipdesk.paths import LIBRARY_MARKER
+from clipdesk.scanner import FileEntry
 from clipdesk.store.models import Embedding, Photo, ScanError
+from clipdesk.thumbs import cached_thumbnail
 
 INLINE = CoreConfig(decode_workers=0)
 NON_UTF8 = b"caf\xe9.jpg"  # Latin-1 "café": not valid UTF-8
+
+
+# -- harness ------------------------------------------------------------------
+
+
+def finishes(fn: Callable[[], object], deadline: float = 10.0) -> object:
+    """``fn()``'s result or the exception it raised, run on a thread that must end by ``deadline``.
+
+    The assertion that nothing blocks (a FIFO opened without a writer never
+    returns): the join is the test, not a sleep. The thread is a daemon, so a
+    hang fails this test without holding up the rest of the run.
+    """
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test to inspect
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    assert not thread.is_alive(), "the call blocked"
+    return out[0]
+
+
+@contextmanager
+def app_warning_filters():
+    """The warning filters a running app has, on top of "every other warning is an error".
+
+    pytest restores the filters around collection and around each test, so
+    those imageio installed at import are gone inside a test; this puts them
+    back for one block (and the subprocess test checks the real import).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imageio._quiet_pillow_warnings()
+        yield
 
 
 # -- making odd files ----------------------------------------------------------
@@ -218,8 +263,7 @@ def test_size_limits_warn_band_and_refusal(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the same rule, scaled down
     Image.new("RGB", (40, 40), "red").save(tmp_path / "big.png")  # 1600 px: in the band
     Image.new("RGB", (50, 50), "red").save(tmp_path / "huge.png")  # 2500 px: over twice
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the bomb warning must not escape (or abort) the read
+    with app_warning_filters():  # the bomb warning must not escape (or abort) the read
         assert read_photo(tmp_path / "big.png", 16).pixels.shape == (16, 16, 3)
     with pytest.raises(ImageReadError, match="too large"):
         read_photo(tmp_path / "huge.png", 16)
@@ -363,6 +407,7 @@ def test_corrupt_exif_loses_metadata_not_the_photo(tmp_path, blob):
     Image.new("RGB", (64, 48), "red").save(path, exif=blob)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        imageio._quiet_pillow_warnings()  # as at import, which pytest's own filters undo
         info = read_photo(path, 16)
     assert [str(w.message) for w in caught] == []  # Pillow's "Corrupt EXIF" noise stays inside
     assert (info.width, info.height, info.taken_at, info.gps_lat) == (64, 48, None, None)
@@ -541,23 +586,49 @@ def tree_state(root: Path) -> dict[str, tuple]:
     return state
 
 
+def decoding_with(workers: int, monkeypatch) -> tuple[CoreConfig, list[int]]:
+    """A config decoding in ``workers`` processes even for a tree this small, and the worker
+    counts the indexer actually passed to the decode pool (the proof it did)."""
+    # The indexer decodes small batches inline whatever the config says.
+    monkeypatch.setattr(indexer, "INLINE_BELOW", 0)
+    used: list[int] = []
+    real_decode = decode_pool.decode
+
+    def spy(paths, target, squash, workers, *args, **kwargs):
+        used.append(workers)
+        return real_decode(paths, target, squash, workers, *args, **kwargs)
+
+    monkeypatch.setattr(decode_pool, "decode", spy)
+    return CoreConfig(decode_workers=workers), used
+
+
 @pytest.mark.timeout(120)
-def test_hostile_tree_is_indexed_or_reported(library, tiny_engine, hostile_tree, monkeypatch):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_hostile_tree_is_indexed_or_reported(library, tiny_engine, hostile_tree, monkeypatch, workers):
     root, good, bad, ignored = hostile_tree
+    config, used = decoding_with(workers, monkeypatch)
     vanishing = root / "vanishing.jpg"
     quadrant_jpeg(vanishing, size=(64, 48))
-    from clipdesk import indexer
+    # Walked as a photo, then a FIFO by the time it is decoded: only the
+    # decoder (in a worker process, when there are workers) can refuse it.
+    swapped = root / "swapped.jpg"
+    quadrant_jpeg(swapped, size=(64, 48))
+    bad = {**bad, str(swapped): "not a regular file"}
 
     real_walk = indexer.walk
 
-    def walk_then_delete(*args, **kwargs):  # the file goes between the walk and its decode
+    def walk_then_change(*args, **kwargs):  # files change between the walk and their decode
         for item in real_walk(*args, **kwargs):
             yield item
             if item.path == str(vanishing):
                 vanishing.unlink()
+            elif item.path == str(swapped) and isinstance(item, FileEntry):
+                swapped.unlink()
+                os.mkfifo(swapped)  # no writer, ever
 
-    monkeypatch.setattr(indexer, "walk", walk_then_delete)
-    report = index(library, [root], tiny_engine, INLINE)
+    monkeypatch.setattr(indexer, "walk", walk_then_change)
+    report = index(library, [root], tiny_engine, config)
+    assert used[0] == workers
 
     assert not report.cancelled
     assert report.new == len(good)
@@ -593,7 +664,7 @@ def test_hostile_tree_is_indexed_or_reported(library, tiny_engine, hostile_tree,
     assert report.errors == len(errors)
 
     # A second scan changes nothing and re-embeds nothing.
-    again = index(library, [root], tiny_engine, INLINE)
+    again = index(library, [root], tiny_engine, config)
     assert (again.new, again.changed, again.embedded, again.unchanged) == (0, 0, 0, len(good))
     with library.session() as s:
         assert set(s.scalars(select(Photo.path))) == set(good)
@@ -654,13 +725,56 @@ def _quadrants(tmp_path: Path) -> Path:
 
 
 @pytest.mark.timeout(120)
-def test_indexing_never_modifies_the_tree(library, tiny_engine, hostile_tree):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_indexing_never_modifies_the_tree(library, tiny_engine, hostile_tree, monkeypatch, workers):
     root = hostile_tree[0]
+    config, used = decoding_with(workers, monkeypatch)
     before = tree_state(root)
     assert len(before) > 20
-    index(library, [root], tiny_engine, INLINE)
-    index(library, [root], tiny_engine, INLINE)
+    index(library, [root], tiny_engine, config)
+    index(library, [root], tiny_engine, config)
+    assert used[0] == workers
     assert tree_state(root) == before  # same entries, bytes, sizes, mtimes, modes: nothing added
+
+
+def _fitted(size: tuple[int, int], side: int) -> tuple[float, float]:
+    scale = min(1.0, side / max(size))
+    return size[0] * scale, size[1] * scale
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("view", ["thumbnail", "preview"])
+def test_hostile_tree_through_thumbnails_and_previews(hostile_tree, tmp_path, view):
+    """Every file of the tree, as the grid and the preview ask for it: the good ones shown
+    upright and fitted, the bad ones refused with the indexer's reasons, and none blocks."""
+    root, good, bad, ignored = hostile_tree
+    side, cache = 96, tmp_path / "thumbs"
+
+    def show(path: str) -> Image.Image:
+        if view == "preview":
+            return read_preview(path, side)
+        with Image.open(cached_thumbnail(path, side, cache)) as im:
+            im.load()
+            return im
+
+    before = tree_state(root)
+    for path, (w, h, _frames) in {**good, **{p: (0, 0, 0) for p in ignored}}.items():
+        if path in ignored:  # hidden or in a library: skipped by the walk, still photos
+            with Image.open(path) as im:
+                w, h = im.size
+        shown = finishes(lambda path=path: show(path))
+        assert isinstance(shown, Image.Image), (path, shown)
+        assert view == "thumbnail" or shown.mode == "RGB"
+        fw, fh = _fitted((w, h), side)
+        assert abs(shown.width - fw) <= 1 and abs(shown.height - fh) <= 1, (path, shown.size, (w, h))
+    for path, pattern in {**bad, str(root / "album.jpg"): "is a folder"}.items():
+        refused = finishes(lambda path=path: show(path))
+        if "broken symbolic link" in pattern:
+            assert isinstance(refused, FileNotFoundError), (path, refused)
+        else:
+            assert isinstance(refused, ImageReadError), (path, refused)
+            assert re.search(pattern, str(refused)), (path, str(refused))
+    assert tree_state(root) == before
 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -668,6 +782,8 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 @pytest.mark.timeout(120)
 def test_photos_are_only_ever_opened_read_only(library, tiny_engine, hostile_tree, monkeypatch):
+    # Inline decoding only: the watch is on this process's open(); the modes
+    # themselves are the same in a worker (one function, read_bytes).
     root, good, bad, _ = hostile_tree
     prefix = os.path.join(str(root), "")
     opened: list[str] = []

@@ -134,8 +134,26 @@ def test_missing_file_and_folder(tmp_path, cache):
     with pytest.raises(FileNotFoundError):
         cached_thumbnail(str(tmp_path / "gone.jpg"), 64, cache)
     (tmp_path / "dir.jpg").mkdir()
-    with pytest.raises(ImageReadError, match="not a regular file"):
+    with pytest.raises(ImageReadError, match="is a folder"):
         cached_thumbnail(str(tmp_path / "dir.jpg"), 64, cache)
+
+
+def test_fifo_refused_without_blocking_and_nothing_cached(tmp_path, cache):
+    from test_bad_input import finishes
+
+    os.mkfifo(tmp_path / "x.jpg")  # no writer: a plain open() would block forever
+    refused = finishes(lambda: cached_thumbnail(str(tmp_path / "x.jpg"), 64, cache))
+    assert isinstance(refused, ImageReadError) and "not a regular file" in str(refused)
+    assert not cache.exists()
+
+
+def test_imageio_size_limit_applies(tmp_path, cache, monkeypatch):
+    """The thumbnail decode is imageio's: its decompression-bomb limit, read at decode time."""
+    Image.new("RGB", (50, 50), "red").save(tmp_path / "big.png")
+    assert cached_thumbnail(str(tmp_path / "big.png"), 16, cache).is_file()  # control: a normal image
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 2500 px is now over twice the limit
+    with pytest.raises(ImageReadError, match="too large"):
+        cached_thumbnail(str(tmp_path / "big.png"), 32, cache)
 
 
 def test_photo_tree_is_untouched_and_non_utf8_names_work(tmp_path, cache):
