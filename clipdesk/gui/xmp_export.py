@@ -1,7 +1,8 @@
 """Library ▸ Export labels to XMP sidecars: confirm, then write them in the background.
 
-The core (``labels.export.export_sidecars``) does the work on the IO pool;
-this only asks first, shows progress with a Cancel button and reports.
+The core (``labels.export.export_sidecars``) does the work as a job on the IO
+lane (so the status bar shows it too); this asks first, shows progress with a
+Cancel button and reports.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from clipdesk.gui.errors import show_error
 
 CONFIRM_TITLE = "Export labels to XMP sidecars"
 CONFIRM_TEXT = (
-    "clipdesk will write each labelled photo's labels (rejected ones left out) and caption into a "
+    "clipdesk will merge each labelled photo's labels (rejected ones left out) and caption into the "
     "sidecar file next to it, named like IMG_1.JPG.xmp, as keywords other photo tools read "
-    "(dc:subject, lr:hierarchicalSubject), marked as written by clipdesk.\n\n"
-    "The photos themselves are never opened for writing. Sidecars written by other tools are "
-    "left alone. Continue?"
+    "(dc:subject, lr:hierarchicalSubject).\n\n"
+    "Everything other tools wrote there (edit history, ratings, tags, descriptions) is kept. "
+    "The photos themselves are never opened for writing. Continue?"
 )
 
 
@@ -40,8 +41,23 @@ class XmpExport(QObject):
         self.progress.setWindowTitle(CONFIRM_TITLE)
         self.progress.setWindowModality(Qt.WindowModality.NonModal)
         self.progress.setMinimumDuration(300)  # a small library finishes before it would flash up
-        self.worker = controller.export_sidecars(self._on_progress, self._on_result, self._on_failed)
-        self.progress.canceled.connect(self.worker.token.cancel)
+        self.job = controller.export_sidecars()
+        controller.jobs.progress.connect(self._on_job_progress)
+        controller.jobs.finished.connect(self._on_job_finished)
+        controller.jobs.failed.connect(self._on_job_failed)
+        self.progress.canceled.connect(lambda: controller.jobs.cancel(self.job))
+
+    def _on_job_progress(self, job, status) -> None:
+        if job is self.job:
+            self._on_progress(status)
+
+    def _on_job_finished(self, job, report) -> None:
+        if job is self.job:
+            self._on_result(report)
+
+    def _on_job_failed(self, job, exc) -> None:
+        if job is self.job:
+            self._on_failed(exc)
 
     def _on_progress(self, status) -> None:
         self.progress.setMaximum(status.total)

@@ -97,11 +97,11 @@ def test_export_writes_sidecars_and_never_touches_photos(library, tmp_path):
         s.add(Label(photo_id=ids[0], label="dog", score=0.3, source="auto", status="proposed"))
         s.add(Label(photo_id=ids[0], label="cat", score=0.3, source="auto", status="rejected"))
         s.add(Label(photo_id=ids[1], label="dog", score=0.3, source="user", status="accepted"))
-    (tmp_path / "IMG_1.jpg.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")  # another tool's
+    (tmp_path / "IMG_1.jpg.xmp").write_text("<html>not a sidecar</html>")  # not XMP: left alone, reported
     seen = []
     report = export_sidecars(library, Vocabulary([LabelDef("dog", ("d",), parent="animal")]), progress=seen.append)
     assert report.written == [str(tmp_path / "IMG_0.jpg.xmp")]
-    assert len(report.skipped) == 1 and "another tool" in report.skipped[0]
+    assert len(report.skipped) == 1 and "not an XMP packet" in report.skipped[0]
     assert _read(tmp_path / "IMG_0.jpg.xmp")[1:] == (["dog"], ["animal|dog"])
     assert not (tmp_path / "IMG_2.jpg.xmp").exists()  # no labels, no sidecar
     assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in photos] == before
