@@ -16,7 +16,8 @@ from sqlalchemy import delete, select, update
 
 from clipdesk import decode_pool
 from clipdesk.config import CoreConfig
-from clipdesk.engine.clip import ClipEngine
+from clipdesk.crashpoints import crash_point
+from clipdesk.engine.base import Encoder
 from clipdesk.imageio import PhotoInfo
 from clipdesk.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from clipdesk.scanner import FileEntry, WalkError, walk
@@ -53,7 +54,7 @@ class _Known:
 def index(
     library: Library,
     roots: list[str | os.PathLike[str]],
-    engine: ClipEngine,
+    engine: Encoder,
     config: CoreConfig | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
@@ -127,11 +128,11 @@ def _unchanged(row: _Known, entry: FileEntry) -> bool:
 
 
 def _register_folders(library: Library, roots: list[Path]) -> dict[Path, int]:
-    ids: dict[Path, int] = {}
-    with library.session() as s, s.begin():
-        for root in roots:
-            if not root.is_dir():
-                continue
+    folders = [root for root in roots if root.is_dir()]  # a stat: done here, not in the transaction
+
+    def register(s) -> dict[Path, int]:
+        ids: dict[Path, int] = {}
+        for root in folders:
             folder = s.scalar(select(Folder).where(Folder.path == str(root)))
             if folder is None:
                 folder = Folder(path=str(root), scan_complete=False)
@@ -142,7 +143,9 @@ def _register_folders(library: Library, roots: list[Path]) -> dict[Path, int]:
             # leaves the folder marked unfinished, and the app resumes it.
             folder.scan_complete = False
             ids[root] = folder.id
-    return ids
+        return ids
+
+    return library.write(register)
 
 
 def _adopt_photos(s, folder: Folder) -> None:
@@ -183,65 +186,90 @@ def _folder_for(path: str, folder_ids: dict[Path, int]) -> int | None:
     return best[1] if best else None
 
 
+class _Stragglers(Exception):
+    """Photos the read step did not foresee needing a vector: encode them, then write the batch again."""
+
+    def __init__(self, items: list[tuple[str, PhotoInfo]]) -> None:
+        super().__init__(f"{len(items)} photos need vectors")
+        self.items = items
+
+
 def _write_batch(library, engine, batch, folder_ids, walked, seen, embedded, report) -> None:
     """Store one batch: photo rows and their embeddings commit in one transaction.
 
     The model runs between a read step (which photos need a vector) and the
     write transaction, so SQLite's write lock is held for milliseconds, not
-    for the whole inference.
+    for the whole inference, and the write can run on another thread (the
+    app's writer lane, through ``library.write``) while the model stays on its own.
     """
     good = [(path, info) for path, info, err in batch if info is not None]
     failed = [(path, err) for path, info, err in batch if info is None]
     need = _needing_vectors(library, engine.key, good, walked)
     vectors = _encode(engine, [(path, info) for path, info in good if path in need])
-    with library.session() as s, s.begin():
-        by_path = _photos_by_path(s, [path for path, _ in good])
-        candidates = _same_content(s, [info.content_hash for path, info in good if path not in by_path])
-        claimed: set[int] = set()
-        photos: list[tuple[Photo, PhotoInfo]] = []
-        for path, info in good:
-            photo = by_path.get(path)
-            if photo is None:
-                photo = _reclaim_moved(candidates.get(info.content_hash, ()), walked, claimed)
-                if photo is not None:
-                    photo.path = path
-                    report.moved += 1
-                else:
-                    photo = Photo(path=path, added_at=utcnow())
-                    s.add(photo)
-                    report.new += 1
-            elif photo.content_hash != info.content_hash:
-                report.changed += 1
-            photo.folder_id = _folder_for(path, folder_ids)
-            photo.missing_since = None
-            for name in _PHOTO_FIELDS:
-                setattr(photo, name, getattr(info, name))
-            photos.append((photo, info))
-        s.flush()
-        have = _embeddings_of(s, engine.key, [photo.id for photo, _ in photos])
-        to_store = []
-        for photo, info in photos:
-            seen.add(photo.id)
-            old = have.get(photo.id)
-            if old is None or old.content_hash != info.content_hash:
-                to_store.append((photo, info, old))
-        # The read step foresaw every one of these unless another writer
-        # changed the library in between; encode any such stragglers here.
-        vectors.update(_encode(engine, [(photo.path, info) for photo, info, _ in to_store if photo.path not in vectors]))
-        now = utcnow()
-        for photo, info, old in to_store:
-            vec = vectors[photo.path]
-            blob = vec.astype("<f2").tobytes()
-            if old is None:
-                s.add(Embedding(photo_id=photo.id, model_key=engine.key, dim=len(vec), vector=blob,
-                                content_hash=info.content_hash, created_at=now))
-            else:
-                old.dim, old.vector, old.content_hash, old.created_at = len(vec), blob, info.content_hash, now
-            embedded.add(photo.id)
-        report.embedded += len(to_store)
-        if good:
-            s.execute(delete(ScanError).where(ScanError.path.in_([p for p, _ in good])))
-        _upsert_errors(s, failed, report)
+    while True:
+        try:
+            counts, photo_ids, stored_ids = library.write(
+                lambda s: _store_batch(s, engine.key, good, failed, vectors, folder_ids, walked))
+            break
+        except _Stragglers as more:
+            # Another writer changed the library between the read step and this write: the model
+            # encodes what it now needs (here, on the model's thread), and the batch is written again.
+            vectors.update(_encode(engine, more.items))
+    for name, n in counts.items():
+        setattr(report, name, getattr(report, name) + n)
+    _count_errors(report, failed)
+    seen.update(photo_ids)
+    embedded.update(stored_ids)
+    crash_point("index.batch-committed")
+
+
+def _store_batch(s, model_key, good, failed, vectors, folder_ids, walked) -> tuple[dict[str, int], list[int], list[int]]:
+    """The write transaction of one batch; returns (report counts, photo ids, ids given a new vector)."""
+    counts = {"new": 0, "moved": 0, "changed": 0, "embedded": 0}
+    existing = _existing_rows(s, good, walked)
+    photos: list[tuple[Photo, PhotoInfo]] = []
+    for path, info in good:
+        photo, moved = existing.get(path, (None, False))
+        if photo is None:
+            photo = Photo(path=path, added_at=utcnow())
+            s.add(photo)
+            counts["new"] += 1
+        elif moved:
+            photo.path = path
+            counts["moved"] += 1
+        elif photo.content_hash != info.content_hash:
+            counts["changed"] += 1
+        photo.folder_id = _folder_for(path, folder_ids)
+        photo.missing_since = None
+        for name in _PHOTO_FIELDS:
+            setattr(photo, name, getattr(info, name))
+        photos.append((photo, info))
+    s.flush()
+    have = _embeddings_of(s, model_key, [photo.id for photo, _ in photos])
+    to_store = []
+    for photo, info in photos:
+        old = have.get(photo.id)
+        if old is None or old.content_hash != info.content_hash:
+            to_store.append((photo, info, old))
+    missing = [(photo.path, info) for photo, info, _ in to_store if photo.path not in vectors]
+    if missing:
+        raise _Stragglers(missing)  # rolls this transaction back; nothing of the batch is kept
+    now = utcnow()
+    for photo, info, old in to_store:
+        vec = vectors[photo.path]
+        blob = vec.astype("<f2").tobytes()
+        if old is None:
+            s.add(Embedding(photo_id=photo.id, model_key=model_key, dim=len(vec), vector=blob,
+                            content_hash=info.content_hash, created_at=now))
+        else:
+            old.dim, old.vector, old.content_hash, old.created_at = len(vec), blob, info.content_hash, now
+    counts["embedded"] = len(to_store)
+    if good:
+        s.execute(delete(ScanError).where(ScanError.path.in_([p for p, _ in good])))
+    _upsert_errors(s, failed)
+    s.flush()  # the batch's rows reach SQLite uncommitted: what a crash here must undo
+    crash_point("index.batch-written")
+    return counts, [photo.id for photo, _ in photos], [photo.id for photo, _, _ in to_store]
 
 
 def _encode(engine, items: list[tuple[str, PhotoInfo]]) -> dict[str, np.ndarray]:
@@ -272,26 +300,36 @@ def _needing_vectors(library: Library, model_key: str, good: list[tuple[str, Pho
     decisions, made read-only (no write lock) so the model can run before it."""
     if not good:
         return set()
-    need: set[str] = set()
-    claimed: set[int] = set()
     with library.session() as s:
-        by_path = _photos_by_path(s, [path for path, _ in good])
-        candidates = _same_content(s, [info.content_hash for path, info in good if path not in by_path])
-        photo_of: dict[str, int] = {}
-        for path, info in good:
-            photo = by_path.get(path)
-            if photo is None:
-                photo = _reclaim_moved(candidates.get(info.content_hash, ()), walked, claimed)
-                if photo is None:
-                    need.add(path)  # a new photo
-                    continue
-            photo_of[path] = photo.id
+        photo_of = {path: photo.id for path, (photo, _) in _existing_rows(s, good, walked).items()}
         have = _embeddings_of(s, model_key, list(photo_of.values()))
+    need: set[str] = set()
     for path, info in good:
         pid = photo_of.get(path)
-        if pid is not None and (pid not in have or have[pid].content_hash != info.content_hash):
-            need.add(path)
+        if pid is None or pid not in have or have[pid].content_hash != info.content_hash:
+            need.add(path)  # a new photo, or one without a vector of its current bytes
     return need
+
+
+def _existing_rows(s, good: list[tuple[str, PhotoInfo]], walked: set[str]) -> dict[str, tuple[Photo, bool]]:
+    """The row each decoded file continues, as ``path -> (photo, moved)``; a path
+    left out is a new photo.
+
+    A file's own row (by path) comes first; failing that, a row with the same
+    bytes whose old file is gone: the file moved (``moved=True``), and keeps
+    its id, labels, captions and vectors. The read step (``_needing_vectors``)
+    and the write step both decide through here, so they cannot disagree.
+    """
+    by_path = _photos_by_path(s, [path for path, _ in good])
+    candidates = _same_content(s, [info.content_hash for path, info in good if path not in by_path])
+    claimed: set[int] = set()
+    out: dict[str, tuple[Photo, bool]] = {}
+    for path, info in good:
+        if path in by_path:
+            out[path] = (by_path[path], False)
+        elif (photo := _reclaim_moved(candidates.get(info.content_hash, ()), walked, claimed)) is not None:
+            out[path] = (photo, True)
+    return out
 
 
 def _same_content(s, hashes: list[str]) -> dict[str, list[Photo]]:
@@ -308,8 +346,8 @@ def _same_content(s, hashes: list[str]) -> dict[str, list[Photo]]:
 def _reclaim_moved(candidates, walked: set[str], claimed: set[int]) -> Photo | None:
     """A photo row with the same bytes whose old file is gone: it moved.
 
-    ``claimed`` holds the rows already given a new path in this batch; the
-    chosen row is added to it.
+    ``claimed`` holds the rows already given to another file of this batch
+    (two copies of one photo moved together); the chosen row is added to it.
     """
     for candidate in candidates:
         if candidate.id not in claimed and candidate.path not in walked and not os.path.lexists(candidate.path):
@@ -318,22 +356,25 @@ def _reclaim_moved(candidates, walked: set[str], claimed: set[int]) -> Photo | N
     return None
 
 
-def _upsert_errors(s, failed: list[tuple[str, str]], report: IndexReport) -> None:
+def _upsert_errors(s, failed: list[tuple[str, str]]) -> None:
     for path, reason in failed:
         row = s.scalar(select(ScanError).where(ScanError.path == path))
         if row is None:
             s.add(ScanError(path=path, reason=reason, seen_at=utcnow()))
         else:
             row.reason, row.seen_at = reason, utcnow()
-        report.errors += 1
-        if len(report.error_samples) < 20:
-            report.error_samples.append((path, reason))
+
+
+def _count_errors(report: IndexReport, failed: list[tuple[str, str]]) -> None:
+    """After the rows are committed: a transaction written again must not count its errors twice."""
+    report.errors += len(failed)
+    report.error_samples.extend(failed[: max(0, 20 - len(report.error_samples))])
 
 
 def _record_errors(library: Library, failed: list[tuple[str, str]], report: IndexReport) -> None:
     if failed:
-        with library.session() as s, s.begin():
-            _upsert_errors(s, failed, report)
+        library.write(lambda s: _upsert_errors(s, failed))
+        _count_errors(report, failed)
 
 
 def _under(path: str, roots: list[Path]) -> bool:
@@ -344,7 +385,8 @@ def _sweep(library: Library, roots: list[Path], known: dict[str, _Known], seen: 
     """Mark photos under ``roots`` that this scan did not find; drop errors it did not see again."""
     gone = [k.id for path, k in known.items() if k.id not in seen and not k.missing and _under(path, roots)]
     now = utcnow()
-    with library.session() as s, s.begin():
+
+    def sweep(s) -> None:
         for start in range(0, len(gone), 500):
             s.execute(update(Photo).where(Photo.id.in_(gone[start : start + 500])).values(missing_since=now))
         # Every failing file is retried on each scan and its error re-stamped,
@@ -359,4 +401,6 @@ def _sweep(library: Library, roots: list[Path], known: dict[str, _Known], seen: 
             folder = s.scalar(select(Folder).where(Folder.path == str(root)))
             if folder is not None:
                 folder.last_scan_at, folder.scan_complete = now, True
+
+    library.write(sweep)
     return len(gone)

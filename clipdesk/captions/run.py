@@ -18,6 +18,7 @@ from sqlalchemy import select
 from clipdesk.captions.base import DEFAULT_CANDIDATES, Captioner, PhotoItem
 from clipdesk.captions.rerank import rerank
 from clipdesk.captions.store import write_auto_captions
+from clipdesk.crashpoints import crash_point
 from clipdesk.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from clipdesk.store.db import Library
 from clipdesk.store.models import Caption, Embedding, Photo
@@ -88,8 +89,13 @@ def caption_library(library: Library, captioner: Captioner, encoder: TextEncoder
         results = {it.photo_id: ranked_group[0] for it, ranked_group in zip(items, ranked, strict=True)
                    if ranked_group}
         report.failed += len(todo[start:start + batch]) - len(results)
-        with library.session() as s, s.begin():
+        def write(s, results=results) -> None:
             write_auto_captions(s, results, captioner.model_key)
+            s.flush()  # the captions reach SQLite uncommitted: what a crash here must undo
+            crash_point("captions.batch-written")
+
+        library.write(write)  # the app's writer lane; inline in the CLI
+        crash_point("captions.batch-committed")
         report.captioned += len(results)
         progress(Progress(PHASE, min(start + batch, len(todo)), report.todo, report.failed))
     return report

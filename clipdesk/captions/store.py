@@ -51,7 +51,8 @@ def best_captions(library: Library, photo_ids=None) -> dict[int, str]:
 def set_user_caption(library: Library, photo_id: int, caption: str) -> CaptionInfo | None:
     """Save a hand-written caption; empty text removes it (the automatic one shows again)."""
     caption = " ".join(caption.split())
-    with library.session() as s, s.begin():
+
+    def write(s) -> CaptionInfo | None:
         if s.get(Photo, photo_id) is None:
             raise QueryError(f"No photo with id {photo_id} in this library.")
         row = s.scalar(select(Caption).where(Caption.photo_id == photo_id, Caption.source == "user"))
@@ -63,7 +64,9 @@ def set_user_caption(library: Library, photo_id: int, caption: str) -> CaptionIn
             row = Caption(photo_id=photo_id, source="user")
             s.add(row)
         row.text, row.model_key, row.score, row.created_at = caption, None, None, utcnow()
-    return CaptionInfo(caption, "user", None, None, row.created_at)
+        return CaptionInfo(caption, "user", None, None, row.created_at)
+
+    return library.write(write)
 
 
 def write_auto_captions(session, results: dict[int, tuple[str, float]], model_key: str) -> None:
@@ -84,8 +87,7 @@ def delete_auto_captions(library: Library, model_key: str | None = None) -> int:
     stmt = delete(Caption).where(Caption.source == "auto")
     if model_key is not None:
         stmt = stmt.where(Caption.model_key == model_key)
-    with library.session() as s, s.begin():
-        return s.execute(stmt).rowcount
+    return library.write(lambda s: s.execute(stmt).rowcount)
 
 
 # -- keyword search over captions (the FTS5 index of migration 0002) ----------------

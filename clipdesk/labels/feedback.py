@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
+from clipdesk.crashpoints import crash_point
 from clipdesk.store.db import Library
 from clipdesk.store.models import Label
 
@@ -27,14 +28,20 @@ from clipdesk.store.models import Label
 def set_feedback(library: Library, photo_id: int, label: str, accepted: bool) -> Label:
     """Record the user's yes/no for ``label`` on a photo; returns the (detached) row."""
     label = label.strip().lower()
-    with library.session() as s, s.begin():
+
+    def write(s) -> Label:
         row = s.scalar(select(Label).where(Label.photo_id == photo_id, Label.label == label))
         if row is None:
             row = Label(photo_id=photo_id, label=label, source="user", score=None)
             s.add(row)
         row.status = "accepted" if accepted else "rejected"
         s.flush()
+        crash_point("feedback.written")
         s.expunge(row)
+        return row
+
+    row = library.write(write)
+    crash_point("feedback.committed")
     return row
 
 

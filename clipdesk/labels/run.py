@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import delete, func, select
 
+from clipdesk.crashpoints import crash_point
 from clipdesk.jobs import CancelToken, Progress, ProgressCallback, no_progress
 from clipdesk.labels.feedback import LabelProbe
 from clipdesk.labels.scoring import DEFAULT_MARGIN, DEFAULT_Z, DescriptorBank, LabelStats, TextEncoder
@@ -135,11 +136,18 @@ def label_library(library: Library, engine: TextEncoder, vocabulary: Vocabulary,
                 return report  # the probes' digests are not saved: the next run re-decides them
             rows = np.asarray(rows_list[start:start + batch])
             ids = vectors.ids[rows].tolist()
-            with library.session() as s, s.begin():
-                _write_batch(s, ids, lab.score(rows), engine.key, report, only)
-                done.update(ids)
-                state["done"] = done
+            scores = lab.score(rows)  # the model's side, before the write (which may run on another thread)
+            state["done"] = done | set(ids)
+
+            def write(s, ids=ids, scores=scores, only=only) -> None:
+                _write_batch(s, ids, scores, engine.key, report, only)
                 s.merge(Meta(key=STATE_PREFIX + engine.key, value=_dump(state)))
+                s.flush()  # labels and state reach SQLite uncommitted: what a crash here must undo
+                crash_point("labels.batch-written")
+
+            library.write(write)
+            done.update(ids)
+            crash_point("labels.batch-committed")
             report.labelled += len(ids) if only is None else 0
             finished += len(ids)
             progress(Progress("labelling", finished, total))
@@ -187,28 +195,31 @@ def _user_decided(row: Label) -> bool:
 def _start(library: Library, model_key: str, digest: str) -> dict:
     """Load the state; forget photos re-embedded since, or everything when the vocabulary changed."""
     key = STATE_PREFIX + model_key
-    with library.session() as s, s.begin():
-        raw = s.scalar(select(Meta.value).where(Meta.key == key))
-        state = _load(raw)
-        newest = s.scalar(select(func.max(Embedding.created_at)).where(Embedding.model_key == model_key))
-        newest = newest.isoformat() if newest else ""
-        if state.get("hash") != digest:
-            state = {"hash": digest, "done": set(), "stamp": ""}
-        elif state.get("stamp") and state["done"]:
-            changed = s.scalars(
-                select(Embedding.photo_id).where(Embedding.model_key == model_key)
-                .where(Embedding.created_at > _parse_time(state["stamp"]))
-            ).all()
-            state["done"] -= set(changed)
-        state["stamp"] = newest
-        s.merge(Meta(key=key, value=_dump(state)))
+    return library.write(lambda s: _start_in(s, key, model_key, digest))
+
+
+def _start_in(s, key: str, model_key: str, digest: str) -> dict:
+    """One transaction: read the state, bring it up to date, write it back."""
+    raw = s.scalar(select(Meta.value).where(Meta.key == key))
+    state = _load(raw)
+    newest = s.scalar(select(func.max(Embedding.created_at)).where(Embedding.model_key == model_key))
+    newest = newest.isoformat() if newest else ""
+    if state.get("hash") != digest:
+        state = {"hash": digest, "done": set(), "stamp": ""}
+    elif state.get("stamp") and state["done"]:
+        changed = s.scalars(
+            select(Embedding.photo_id).where(Embedding.model_key == model_key)
+            .where(Embedding.created_at > _parse_time(state["stamp"]))
+        ).all()
+        state["done"] -= set(changed)
+    state["stamp"] = newest
+    s.merge(Meta(key=key, value=_dump(state)))
     return state
 
 
 def forget_progress(library: Library, model_key: str) -> None:
     """Make the next run label every photo again."""
-    with library.session() as s, s.begin():
-        s.execute(delete(Meta).where(Meta.key == STATE_PREFIX + model_key))
+    library.write(lambda s: s.execute(delete(Meta).where(Meta.key == STATE_PREFIX + model_key)))
 
 
 def label_counts(library: Library) -> list[dict]:

@@ -9,7 +9,7 @@ and its evidence is those descriptors, best first. A label only fires when
   photo"...) by ``margin``: CLIPN's idea of letting the model say "none";
 * and it stands out from the library: above ``median + z * spread`` of that
   label's scores over the library (robust statistics, so a label on many
-  photos does not raise its own bar), or the vocabulary's own ``threshold``.
+  photos does not raise its own bar).
 
 Descriptor vectors are cached per (model, vocabulary content) in the
 library's cache folder: editing descriptors re-encodes a few hundred short
@@ -21,14 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clipdesk.labels.vocab import LabelDef, Vocabulary
+from clipdesk.engine.base import Encoder
+from clipdesk.labels.vocab import Vocabulary
 
 if TYPE_CHECKING:
     from clipdesk.labels.feedback import LabelProbe
@@ -54,10 +54,8 @@ _CACHE_VERSION = 1
 CACHE_KEEP = 4  # descriptor cache files (model x vocabulary) kept per library
 
 
-class TextEncoder(Protocol):
-    key: str
-
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray: ...
+# The name labels.run and labels.review type the engine with; scoring reads only ``key`` and ``encode_text``.
+TextEncoder = Encoder
 
 
 @dataclass(frozen=True)
@@ -122,15 +120,10 @@ def vocabulary_hash(vocabulary: Vocabulary) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _override(label: LabelDef) -> float | None:
-    value = getattr(label, "threshold", None)  # optional per-label cut in the vocabulary
-    return None if value is None else float(value)
-
-
 class DescriptorBank:
     """Encoded descriptors for one vocabulary and one model."""
 
-    def __init__(self, encoder: TextEncoder, vocabulary: Vocabulary, cache_dir: Path | None = None,
+    def __init__(self, encoder: Encoder, vocabulary: Vocabulary, cache_dir: Path | None = None,
                  margin: float = DEFAULT_MARGIN, z: float = DEFAULT_Z) -> None:
         self.vocabulary = vocabulary
         self.names = vocabulary.names()
@@ -143,7 +136,6 @@ class DescriptorBank:
             self.descriptors.extend(label.descriptors)
             offsets.append(len(self.descriptors))
         self.offsets = np.asarray(offsets)
-        self.overrides = np.array([np.nan if (o := _override(lab)) is None else o for lab in vocabulary.labels])
         self.model_key = encoder.key
         self.descriptor_matrix, self.background_matrix = self._load_or_encode(encoder, cache_dir)
         # (D, L) averaging matrix: descriptor sims @ avg = label scores.
@@ -158,7 +150,7 @@ class DescriptorBank:
         key = hashlib.sha256(f"{self.model_key}\0{self.vocab_hash}".encode()).hexdigest()[:20]
         return Path(cache_dir) / f"labels-{key}.npz"
 
-    def _load_or_encode(self, encoder: TextEncoder, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    def _load_or_encode(self, encoder: Encoder, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
         path = self.cache_path(cache_dir) if cache_dir is not None else None
         if path is not None and path.is_file():
             try:
@@ -179,7 +171,7 @@ class DescriptorBank:
             _prune(path.parent)
         return desc, background
 
-    def _encode_descriptors(self, encoder: TextEncoder) -> np.ndarray:
+    def _encode_descriptors(self, encoder: Encoder) -> np.ndarray:
         texts = []
         for j, label in enumerate(self.vocabulary.labels):
             for d in self.descriptors[self.offsets[j]:self.offsets[j + 1]]:
@@ -224,13 +216,9 @@ class DescriptorBank:
         sims = vectors @ self.descriptor_matrix.T
         scores = sims @ self._avg
         background = (vectors @ self.background_matrix.T).max(axis=1)
-        floor = background[:, None] + self.margin
-        boundary = np.repeat(floor, len(self.names), axis=1)
+        boundary = np.repeat(background[:, None] + self.margin, len(self.names), axis=1)
         if stats is not None:
             boundary = np.maximum(boundary, stats.thresholds(self.z)[None, :])
-        if not np.all(np.isnan(self.overrides)):
-            has = ~np.isnan(self.overrides)
-            boundary[:, has] = np.maximum(floor, self.overrides[has][None, :])
         margin = scores - boundary
         learned = {}
         for name, probe in (probes or {}).items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -16,6 +18,7 @@ from clipdesk.errors import LibraryError
 from clipdesk.paths import DB_NAME, LIBRARY_MARKER
 from clipdesk.store.models import Meta
 
+T = TypeVar("T")
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Meta key: the ``--model`` text the library was last indexed with (CLI and app share it).
 MODEL_META = "model_spec"
@@ -79,14 +82,25 @@ class Library:
     def session(self) -> Session:
         return self.sessions()
 
+    # How writes reach the database: on the calling thread, unless the app hands them to its one
+    # writer lane (``gui/controller.py`` sets this to run the thunk there and wait for it).
+    writer: Callable[[Callable[[], T]], T] = staticmethod(lambda thunk: thunk())
+
+    def write(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in one write transaction, through ``writer``; returns what ``fn`` returns."""
+        def thunk() -> T:
+            with self.session() as s, s.begin():
+                return fn(s)
+
+        return self.writer(thunk)
+
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with self.session() as s:
             value = s.scalar(select(Meta.value).where(Meta.key == key))
         return default if value is None else value
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.session() as s, s.begin():
-            s.merge(Meta(key=key, value=value))
+        self.write(lambda s: s.merge(Meta(key=key, value=value)))
 
     def vectors_generation(self) -> int:
         return int(self.get_meta("vectors_generation", "0"))

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select
 
+from clipdesk.crashpoints import crash_point
 from clipdesk.store.db import Library
 from clipdesk.store.models import Caption, Embedding, Folder, Label, Photo
 
@@ -133,7 +134,8 @@ def remove_folder(library: Library, path: str) -> int:
     """
     root = os.path.abspath(path)
     prefix = os.path.join(root, "")
-    with library.session() as s, s.begin():
+
+    def write(s) -> int:
         folder = s.scalar(select(Folder).where(Folder.path == root))
         others = [f for f in s.scalars(select(Folder.path)) if f != root]
         ids = [
@@ -144,5 +146,11 @@ def remove_folder(library: Library, path: str) -> int:
             s.execute(delete(Photo).where(Photo.id.in_(ids[start : start + 500])))
         if folder is not None:
             s.delete(folder)
-    return len(ids)
+        s.flush()  # the deletes reach SQLite uncommitted: what a crash here must undo
+        crash_point("folder-removal.written")
+        return len(ids)
+
+    removed = library.write(write)
+    crash_point("folder-removal.committed")
+    return removed
 

@@ -224,6 +224,28 @@ def test_move_to_another_root_indexed_later(library, tiny_engine, root, tmp_path
     assert (again.missing, again.new, again.unchanged) == (0, 0, 4)
 
 
+def test_two_copies_moved_together_keep_one_row_each(library, root):
+    engine = FakeEngine()
+    src = next(root.glob("*.jpg"))
+    twin = root / "twin.jpg"
+    shutil.copy(src, twin)
+    index(library, [root], engine, INLINE)
+    before = rows(library)
+    ids = {before[str(src)].id, before[str(twin)].id}
+    moved = root / "moved"
+    moved.mkdir()
+    src.rename(moved / "one.jpg")
+    twin.rename(moved / "two.jpg")
+    engine.encoded = 0
+
+    report = index(library, [root], engine, INLINE)  # both in one batch: each must claim its own row
+    assert (report.moved, report.new, report.embedded, report.missing) == (2, 0, 0, 0)
+    assert engine.encoded == 0  # the read step saw the same two moves: no vector computed for nothing
+    after = rows(library)
+    assert {after[str(moved / "one.jpg")].id, after[str(moved / "two.jpg")].id} == ids
+    assert len(after) == 6 and str(src) not in after and str(twin) not in after
+
+
 def test_copy_is_a_new_photo_not_a_move(library, tiny_engine, root):
     index(library, [root], tiny_engine, INLINE)
     src = next(root.glob("*.jpg"))

@@ -117,15 +117,6 @@ def test_library_threshold_keeps_only_outstanding_photos():
     assert bank.calibrate(vecs[:10]) is None  # too few photos to judge
 
 
-def test_vocabulary_threshold_override():
-    class Strict(LabelDef):
-        threshold = 0.99
-
-    v = Vocabulary([Strict("dog", ("a wagging tail", "a snout with a wet nose")),
-                    LabelDef("cat", ("whiskers and pointed ears",))])
-    assert DescriptorBank(KeywordEncoder(), v).score(DOG[None]).hits(0) == []
-
-
 def test_descriptor_cache_is_reused_and_refreshed(tmp_path):
     enc = KeywordEncoder()
     first = DescriptorBank(enc, vocab(), tmp_path)
