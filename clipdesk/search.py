@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select
 
+from clipdesk.engine.base import Encoder
 from clipdesk.errors import QueryError
 from clipdesk.store.db import Library
 from clipdesk.store.models import Photo
@@ -38,13 +37,6 @@ IMAGE_CUTOFF_MIN_LIBRARY = 30
 # CLIP match), and counts as relevant; partial matches gain in proportion.
 CAPTION_BONUS = 0.05
 _WEIGHT = re.compile(r"^(?P<body>.*?):(?P<w>[0-9]*\.?[0-9]+)$")
-
-
-class Encoder(Protocol):
-    key: str
-
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray: ...
-    def encode_files(self, paths: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (first time) and run the whole test suite, headless.
+# Set up (first time) and run the whole test suite, headless; then tests/core once more without Qt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/bootstrap.sh"
@@ -8,4 +8,16 @@ export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1
 "$ROOT/.venv/bin/lint-imports"
 "$ROOT/.venv/bin/ruff" check --quiet clipdesk tests
 # pytest exits 5 when it collected nothing: that is a failure too.
+# The whole suite (no test paths or -k given) runs tests/core without Qt, as napari's headless job does:
+# tests/core/qtless/sitecustomize.py makes PySide6 unimportable in every Python process of that run
+# (pytest, subprocesses, decode workers), and pytest-qt, which needs Qt, stays off. The core tests run
+# once, there; the GUI and end-to-end tests run with Qt. CLIPDESK_QTLESS=0 runs everything with Qt.
+whole=1
+for arg in "$@"; do [[ $arg == -* ]] || whole=0; done
+if [[ $whole == 1 && ${CLIPDESK_QTLESS:-1} != 0 ]]; then
+    "$ROOT/.venv/bin/python" -m pytest "$@" tests/gui tests/e2e
+    echo "clipdesk: tests/core, with PySide6 blocked" >&2
+    CLIPDESK_BLOCK_QT=1 PYTHONPATH="$ROOT/tests/core/qtless${PYTHONPATH:+:$PYTHONPATH}" \
+        exec "$ROOT/.venv/bin/python" -m pytest -p no:pytest-qt "$@" tests/core
+fi
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

@@ -8,25 +8,17 @@ import pickle
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from clipdesk.engine.base import InputSpec
 from clipdesk.engine.registry import PRECISIONS, ModelSpec, embedding_key, register_tiny
-from clipdesk.engine.sources import cached_weights, weight_source
+from clipdesk.engine.sources import HUB_SAFE_WEIGHTS, cached_weights, weight_source
 from clipdesk.engine.weights import hub_reachable, offline_unless_reachable, prefetch_weights
 from clipdesk.errors import ClipdeskError, ModelNotAvailable, ModelSpecError, PrecisionUnsupported
 from clipdesk.paths import models_dir
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What decode workers must produce for this model."""
-
-    size: int
-    squash: bool  # resize the whole frame (SigLIP) instead of centre-cropping
 
 
 # What --device and the settings accept.
@@ -254,7 +246,7 @@ def _is_coca(arch: str) -> bool:
     return "multimodal_cfg" in (open_clip.get_model_config(arch) or {})
 
 
-def file_spec_text(spec: ModelSpec, path: str = "/path/to/open_clip_model.safetensors") -> str:
+def file_spec_text(spec: ModelSpec, path: str = f"/path/to/{HUB_SAFE_WEIGHTS}") -> str:
     """The ``--model`` text for ``spec``'s architecture over a local file (with its tag, which sets the preprocessing)."""
     arch = spec.arch if not spec.arch.startswith(("hf-hub:", "local-dir:")) else "ARCH"
     tag = spec.weights_tag

@@ -3,109 +3,42 @@
 It has ``ClipEngine``'s interface and embedding space (same ``key``), so a
 library indexed by either engine is searched by the other. Graphs come from
 ``clipdesk models export-onnx`` (``onnx_export.py``): one per architecture,
-weightless, looked up in ``$CLIPDESK_ONNX_PATH`` then ``<models>/onnx``. The
-weights are an open_clip ``.safetensors`` state dict: the hub's file in the
-shared models cache, a local checkpoint, or the test model's random init.
+weightless, looked up in ``$CLIPDESK_ONNX_PATH`` then ``<models>/onnx``
+(``onnx_files``). The weights are an open_clip ``.safetensors`` state dict:
+the hub's file in the shared models cache, a local checkpoint, or the test
+model's random init.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from clipdesk.engine.clip import InputSpec
+from clipdesk.engine.base import InputSpec, onnx_providers
+from clipdesk.engine.onnx_files import (
+    META,
+    TEXT,
+    TOKENIZER,
+    VISUAL,
+    WEIGHT_PREFIX,
+    find_graph_dir,
+    search_path,
+    serves,
+    weights_file,
+)
 from clipdesk.engine.registry import ModelSpec
+from clipdesk.engine.sources import cached_weights
 from clipdesk.errors import ModelNotAvailable, PrecisionUnsupported
 from clipdesk.paths import models_dir
 
 log = logging.getLogger(__name__)
-
-VISUAL, TEXT, TOKENIZER, META = "visual.onnx", "text.onnx", "tokenizer.json", "meta.json"
-WEIGHT_PREFIX = "m."  # the export wrapper's attribute name in front of every state-dict key
-RANDOM_WEIGHTS = "random-seed0.safetensors"
-# Everything about preprocessing that changes the vectors: a graph folder is keyed by these too.
-PREPROCESS_FIELDS = ("size", "mean", "std", "interpolation", "resize_mode")
-
-
-def graph_dir_name(arch: str, preprocess: dict) -> str:
-    """One folder per computation: the architecture (its name says QuickGELU) and the preprocessing."""
-    canonical = json.dumps({k: preprocess.get(k) for k in PREPROCESS_FIELDS}, sort_keys=True)
-    digest = hashlib.blake2b(canonical.encode(), digest_size=4).hexdigest()
-    return "arch-" + re.sub(r"[^A-Za-z0-9._-]+", "_", arch) + "-" + digest
-
-
-def search_path() -> list[Path]:
-    extra = [Path(p) for p in os.environ.get("CLIPDESK_ONNX_PATH", "").split(os.pathsep) if p]
-    return [*extra, models_dir() / "onnx"]
-
-
-def graph_metas() -> list[dict]:
-    """Every exported graph's metadata (with its folder as ``dir``), first on the search path first."""
-    found = []
-    for root in search_path():
-        if root.is_dir():
-            for meta_file in sorted(root.glob(f"arch-*/{META}")):
-                try:
-                    meta = json.loads(meta_file.read_text())
-                except (OSError, ValueError):
-                    continue
-                if "serves" in meta:  # graphs from before computations had their own folders are not used
-                    found.append({**meta, "dir": str(meta_file.parent)})
-    return found
-
-
-def serves(spec: ModelSpec) -> str:
-    """What a graph must serve to run ``spec``: its tag's preprocessing, or the architecture's defaults."""
-    return f"tag:{spec.weights_tag}" if spec.weights_tag and not spec.random_init else "untagged"
-
-
-def find_graph_dir(spec: ModelSpec) -> Path | None:
-    want = serves(spec)
-    for meta in graph_metas():
-        if meta["arch"] == spec.arch and want in meta["serves"]:
-            return Path(meta["dir"])
-    return None
-
-
-def available_archs() -> list[str]:
-    """Architectures with an ONNX graph on the search path."""
-    return sorted({meta["arch"] for meta in graph_metas()}, key=str.lower)
-
-
-def weights_file(spec: ModelSpec, graph_dir: Path) -> Path | None:
-    """The ``.safetensors`` state dict holding ``spec``'s weights, if it is on disk."""
-    if spec.random_init:
-        return graph_dir / RANDOM_WEIGHTS
-    if spec.checkpoint:
-        path = Path(spec.checkpoint)
-        # A .pt checkpoint needs torch to unpickle; export-onnx leaves a converted copy beside the graphs.
-        return path if path.suffix == ".safetensors" else graph_dir / (path.stem + ".safetensors")
-    from clipdesk.engine.sources import cached_weights
-
-    return cached_weights(spec)
-
-
-def onnx_providers(requested: str = "auto") -> tuple[list[str], str, str]:
-    """(providers, device, why): CUDA when this ONNX Runtime build has it and it was not refused."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if requested in ("auto", "cuda") or requested.startswith("cuda:"):
-        if "CUDAExecutionProvider" in available:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda", "ONNX Runtime CUDA"
-        why = "this ONNX Runtime build has no CUDA support (onnxruntime-gpu adds it)"
-    else:
-        why = f"device set to {requested}"
-    return ["CPUExecutionProvider"], "cpu", why
 
 
 class OnnxEngine:
@@ -156,13 +89,13 @@ class OnnxEngine:
                 "ONNX Runtime; export the graph with `clipdesk --model NAME models export-onnx` on an install with "
                 "torch.")
         meta = json.loads((graph_dir / META).read_text())
-        weights = weights_file(spec, graph_dir)
+        weights = _weights(spec, graph_dir)
         if (weights is None or not weights.is_file()) and not spec.checkpoint and not spec.random_init:
             from clipdesk.engine.weights import prefetch_weights
 
             # Like the torch engine: fetch on first use when the hub answers (safetensors only, which it reads).
             prefetch_weights(spec, self.on_download or (lambda done, total: None))
-            weights = weights_file(spec, graph_dir)
+            weights = _weights(spec, graph_dir)
         if weights is None or not weights.is_file():
             raise ModelNotAvailable(
                 f"Model '{spec.name}' is not available: its .safetensors weights file ({weights or 'from the hub'}) "
@@ -231,6 +164,11 @@ class OnnxEngine:
 
         spec = self.input_spec()
         return self.encode_pixels(np.stack([read_photo(p, spec.size, spec.squash).pixels for p in paths]))
+
+
+def _weights(spec: ModelSpec, graph_dir: Path) -> Path | None:
+    """The ``.safetensors`` file holding ``spec``'s weights: beside the graph, the checkpoint, or the models cache."""
+    return weights_file(spec, graph_dir) or cached_weights(spec)
 
 
 def _session(graph: Path, externals: list[str], state: dict[str, np.ndarray], providers: list[str]):

@@ -4,7 +4,7 @@ A graph is exported once per computation (architecture, which names the
 activation, and preprocessing) and saved *without* its weights:
 every parameter becomes an external initializer that the engine fills in at
 load time from an ordinary open_clip ``.safetensors`` state dict (the hub's
-``open_clip_model.safetensors`` or a local checkpoint). So the torch-free app
+``hub.HUB_SAFE_WEIGHTS`` file or a local checkpoint). So the torch-free app
 downloads and verifies the same weights file as the torch app, and one
 100-kB-to-1-MB graph serves every set of weights of that architecture.
 
@@ -18,7 +18,7 @@ import json
 import warnings
 from pathlib import Path
 
-from clipdesk.engine.onnx_engine import (
+from clipdesk.engine.onnx_files import (
     META,
     PREPROCESS_FIELDS,
     RANDOM_WEIGHTS,

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from clipdesk.engine.digest import file_digest
+from clipdesk.engine.hub import HUB_SAFE_WEIGHTS, HUB_WEIGHTS
 from clipdesk.errors import ModelSpecError
 from clipdesk.paths import models_dir
 
@@ -97,7 +99,7 @@ PRESETS: dict[str, ModelSpec] = {
             "vit-b-32",
             "ViT-B-32",
             "datacomp_xl_s13b_b90k",
-            hub_files=("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),
+            hub_files=(HUB_SAFE_WEIGHTS, HUB_WEIGHTS),
             description="Default. Fastest CLIP on a laptop CPU (~18 img/s on 2 cores) with "
             "69% ImageNet zero-shot; the best quality per second.",
         ),
@@ -105,7 +107,7 @@ PRESETS: dict[str, ModelSpec] = {
             "vit-b-32-256",
             "ViT-B-32-256",
             "datacomp_s34b_b86k",
-            hub_files=("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),
+            hub_files=(HUB_SAFE_WEIGHTS, HUB_WEIGHTS),
             description="Higher quality (73% ImageNet zero-shot), about 1.3x slower than vit-b-32.",
         ),
         ModelSpec(
@@ -118,7 +120,7 @@ PRESETS: dict[str, ModelSpec] = {
             "vit-l-14",
             "ViT-L-14",
             "datacomp_xl_s13b_b90k",
-            hub_files=("open_clip_pytorch_model.bin",),  # the repository has no safetensors file
+            hub_files=(HUB_WEIGHTS,),  # the repository has no safetensors file
             description="79% ImageNet zero-shot; needs a GPU for libraries of any size.",
         ),
         _mcip("mcip-vit-l-14-336", "ViT-L-14-336-quickgelu", "openai", "MCIP-ViT-L-14-336.pth",
@@ -198,7 +200,7 @@ def _known_arch(arch: str) -> bool:
     try:
         import open_clip
     except ImportError:  # the packaged app: the architectures it has ONNX graphs for
-        from clipdesk.engine.onnx_engine import graph_metas
+        from clipdesk.engine.onnx_files import graph_metas
 
         return any(meta["arch"] == arch for meta in graph_metas())
     register_tiny()
@@ -210,7 +212,7 @@ def tag_config(arch: str, tag: str) -> dict:
     try:
         import open_clip
     except ImportError:  # the packaged app: exported graphs record the tags they serve
-        from clipdesk.engine.onnx_engine import graph_metas
+        from clipdesk.engine.onnx_files import graph_metas
 
         for meta in graph_metas():
             if meta["arch"] in (arch, f"{arch}-quickgelu") and _clean_tag(tag) in meta.get("tags", {}):
@@ -223,7 +225,7 @@ def known_tags(arch: str) -> list[str]:
     try:
         import open_clip
     except ImportError:
-        from clipdesk.engine.onnx_engine import graph_metas
+        from clipdesk.engine.onnx_files import graph_metas
 
         return sorted({t for meta in graph_metas() if meta["arch"] == arch for t in meta.get("tags", {})})
     return list(open_clip.list_pretrained_tags_by_model(arch))
@@ -268,11 +270,7 @@ def _file_digest(path: Path) -> str:
     entry = cache.get(str(path))
     if entry and entry.get("stamp") == stamp:
         return entry["digest"]
-    h = hashlib.blake2b(digest_size=8)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = file_digest(path, lambda: hashlib.blake2b(digest_size=8))
     cache[str(path)] = {"stamp": stamp, "digest": digest}
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clipdesk.engine.base import torch_available
+from clipdesk.engine.hub import HUB_SAFE_WEIGHTS, HUB_WEIGHTS, cached_hub_file
 from clipdesk.engine.registry import ModelSpec, preprocess_of, tag_config
 from clipdesk.paths import models_dir
-
-HUB_SAFE_WEIGHTS = "open_clip_model.safetensors"
-HUB_WEIGHTS = "open_clip_pytorch_model.bin"
 
 
 @dataclass(frozen=True)
@@ -34,12 +33,6 @@ class WeightSource:
     path: Path | None = None  # file and url sources: where the file is, or goes
     tokenizer_repo: str | None = None  # hub repository of an HF tokenizer (SigLIP), fetched with the weights
     preprocess: dict = field(default_factory=dict)
-
-
-def torch_available() -> bool:
-    from clipdesk.engine.backend import backend_name
-
-    return backend_name() == "torch"
 
 
 def readable(filename: str) -> bool:
@@ -98,13 +91,6 @@ def tokenizer_repo(arch: str) -> str | None:
     return (cfg.get("text_cfg") or {}).get("hf_tokenizer_name") or None
 
 
-def cached_hub_file(repo: str, filename: str) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo, filename, cache_dir=str(models_dir()))
-    return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
-
-
 def cached_weights(spec: ModelSpec) -> Path | None:
     """The weights file of ``spec`` on disk that this install can load, or None."""
     source = weight_source(spec)
@@ -146,7 +132,7 @@ def loadable_here(spec: ModelSpec) -> str | None:
     """Why this install cannot run ``spec`` at all, or None (used to keep such presets off the lists)."""
     if torch_available():
         return None
-    from clipdesk.engine.onnx_engine import find_graph_dir
+    from clipdesk.engine.onnx_files import find_graph_dir
 
     if find_graph_dir(spec) is None:
         return f"{spec.arch} has no ONNX graph in this build"

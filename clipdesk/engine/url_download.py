@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
+from clipdesk.engine.digest import ChecksumMismatch, sha256_file
 from clipdesk.errors import Cancelled, ModelNotAvailable
 from clipdesk.jobs import CancelToken
 from clipdesk.paths import models_dir
@@ -154,8 +155,6 @@ def _stream(resp, url, target, part, start, total, on_progress, cancel, chunk_si
 
 
 def _finish(url: str, target: Path, part: Path, record: dict | None, cancel: CancelToken | None) -> DownloadResult:
-    from clipdesk.engine.weights import sha256_file  # weights imports the registry; keep this module light
-
     size, sha = part.stat().st_size, sha256_file(part, cancel)
     if record:
         if size != record["size"] or sha != record["sha256"]:
@@ -174,8 +173,6 @@ def _finish(url: str, target: Path, part: Path, record: dict | None, cancel: Can
 
 
 def _mismatch(target: Path, record: dict, size: int, sha: str | None):
-    from clipdesk.engine.weights import ChecksumMismatch  # weights -> registry -> ...; import on demand
-
     what = [f"{size:,} bytes, recorded {record['size']:,}"] if size != record["size"] else []
     what += [f"SHA-256 {sha[:12]}…, recorded {record['sha256'][:12]}…"] if sha else []
     return ChecksumMismatch(f"{target.name} differs from the copy recorded at its first download ({'; '.join(what)}) "

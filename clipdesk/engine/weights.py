@@ -8,12 +8,13 @@ publishes for the file (the LFS object id). A mismatch deletes the file *and*
 the cached blob behind it: the hub client would otherwise relink the same
 damaged blob on every retry. Weights published only at a URL (the MCIP
 checkpoints) go through ``url_download``, which records size and SHA-256 at
-the first download because their authors publish none.
+the first download because their authors publish none. The hub client's
+side of this (cache lookups, published hashes, progress, error wording) is
+``hub``; hashing is ``digest``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -22,9 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from clipdesk.engine.base import backend_name, onnx_providers
+from clipdesk.engine.digest import ChecksumMismatch, sha256_file
+from clipdesk.engine.hub import hub_errors, progress_bar_class, published_sha256
 from clipdesk.engine.registry import ModelSpec
 from clipdesk.engine.sources import cached_weights, readable, tokenizer_present, weight_source, weights_present
-from clipdesk.errors import Cancelled, ClipdeskError, ModelNotAvailable
+from clipdesk.errors import Cancelled, ModelNotAvailable
 from clipdesk.jobs import CancelToken
 from clipdesk.paths import models_dir
 
@@ -34,22 +38,9 @@ log = logging.getLogger(__name__)
 KNOWN_SHA256: dict[tuple[str, str], str] = {}
 
 
-class ChecksumMismatch(ClipdeskError):
-    exit_code = 3
-
-
 def _stop_if_cancelled(cancel: CancelToken | None) -> None:
     if cancel is not None and cancel.checkpoint():
         raise Cancelled("Download cancelled.")
-
-
-def sha256_file(path: Path, cancel: CancelToken | None = None) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            _stop_if_cancelled(cancel)
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def discard_cached(path: Path) -> None:
@@ -68,78 +59,6 @@ def verify_sha256(path: Path, expected: str, cancel: CancelToken | None = None) 
         discard_cached(path)
         raise ChecksumMismatch(f"The downloaded file {Path(path).name} is damaged (SHA-256 {actual[:12]}…, "
                                f"expected {expected[:12]}…) and was deleted; download it again.")
-
-
-def published_sha256(repo: str, filename: str) -> str:
-    """The SHA-256 the hub publishes for an LFS file (its ETag)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-    meta = get_hf_file_metadata(hf_hub_url(repo, filename))
-    etag = (meta.etag or "").strip('"')
-    if len(etag) != 64:
-        raise ModelNotAvailable(f"The model hub published no SHA-256 for {repo}/{filename}, so it cannot be verified.")
-    return etag
-
-
-def progress_bar_class(on_progress: Callable[[int, int], None], cancel: CancelToken | None = None):
-    """A tqdm class for the hub client that reports one monotonic figure to ``on_progress``.
-
-    huggingface_hub builds bars from the class it is given: one per HTTP
-    download (starting at ``initial`` when it resumes), and for Xet transfers
-    one for bytes written plus one for bytes received, unless the class has
-    ``update_transfer`` (then it uses one bar and sends the network bytes
-    there). Received bytes are not the file's bytes (dedup, compression), so
-    only written bytes count; whatever bars are made, the largest count is
-    reported and the figure never goes backwards. Cancel is checked on every
-    update; inside a Xet transfer the Rust side must be stopped too, so the
-    session is aborted before raising.
-    """
-    from tqdm.auto import tqdm
-
-    state = {"done": 0, "total": 0}
-
-    class Progress(tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs["disable"] = True  # the callback is the display
-            self._xet = "reconstructing" in str(kwargs.get("desc", "")) or "bar_format" in kwargs
-            super().__init__(*args, **kwargs)
-            self.count = int(kwargs.get("initial") or 0)  # a disabled tqdm stops counting, so count here
-            self._report()
-
-        def _check_cancel(self):
-            if cancel is not None and cancel.checkpoint():
-                if self._xet:
-                    _abort_xet()
-                raise Cancelled("Download cancelled.")
-
-        def _report(self):
-            total = int(getattr(self, "total", 0) or 0)
-            state["total"] = max(state["total"], total)
-            done = max(state["done"], min(self.count, state["total"] or self.count))
-            if done != state["done"] or self.count == 0:
-                state["done"] = done
-                on_progress(done, state["total"])
-
-        def update(self, n=1):
-            self._check_cancel()
-            self.count += int(n or 0)
-            self._report()
-
-        def update_transfer(self, n=1):  # network bytes of a Xet transfer: only a sign of life
-            self._check_cancel()
-
-        def set_transfer_postfix_str(self, *args, **kwargs):
-            pass
-
-    return Progress
-
-
-def _abort_xet() -> None:
-    try:
-        from huggingface_hub.utils._xet import abort_xet_session
-    except ImportError:
-        return
-    abort_xet_session()
 
 
 def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
@@ -174,7 +93,7 @@ def download_weights(spec: ModelSpec, on_progress: Callable[[int, int], None],
         if not hub_reachable():
             raise ModelNotAvailable(f"The tokenizer of '{spec.name}' ({source.tokenizer_repo} on the model hub) is not "
                                     "downloaded yet, and the hub can't be reached; connect to the internet once.")
-        with _hub_errors(source.tokenizer_repo):
+        with hub_errors(source.tokenizer_repo):
             fetch_tokenizer_files(source.tokenizer_repo, str(models_dir()))
     return path
 
@@ -195,13 +114,13 @@ def _download_hub(spec, source, on_progress, cancel, fetch, published) -> Path:
     published = published or published_sha256
     for name in names:
         try:
-            with _hub_errors(source.repo):
+            with hub_errors(source.repo):
                 expected = KNOWN_SHA256.get((source.repo, name)) or published(source.repo, name)
         except EntryNotFoundError:
             continue  # open_clip's order: the next file name
         bar = progress_bar_class(on_progress, cancel)
         try:
-            with _hub_errors(source.repo):
+            with hub_errors(source.repo):
                 path = Path(fetch(source.repo, name, cache_dir=str(models_dir()), tqdm_class=bar))
         except Cancelled:
             raise
@@ -214,40 +133,6 @@ def _download_hub(spec, source, on_progress, cancel, fetch, published) -> Path:
         return path
     raise ModelNotAvailable(f"The hub repository {source.repo} has none of {', '.join(names)} for '{spec.name}'"
                             + ("" if readable(".bin") else " (this build reads .safetensors only)") + ".")
-
-
-@contextmanager
-def _hub_errors(repo: str):
-    """Network failures become one plain sentence (not ``[Errno -2] Name or service not known``)."""
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    try:
-        yield
-    except LocalEntryNotFoundError as exc:  # offline and not in the cache (an EntryNotFoundError too)
-        raise _unreachable(repo, exc) from exc
-    except (Cancelled, ClipdeskError, EntryNotFoundError):
-        raise
-    except (OfflineModeIsEnabled, ConnectionError, TimeoutError, socket.gaierror) as exc:
-        raise _unreachable(repo, exc) from exc
-    except HfHubHTTPError as exc:
-        raise ModelNotAvailable(f"The model hub refused the download of {repo}: {_reason(exc)}.") from exc
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError) or getattr(exc, "errno", None) is None:
-            raise
-        raise _unreachable(repo, exc) from exc
-    except Exception as exc:  # httpx and friends: a transport error of some kind
-        if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
-            raise _unreachable(repo, exc) from exc
-        raise
-
-
-def _unreachable(repo: str, exc: BaseException) -> ModelNotAvailable:
-    return ModelNotAvailable(f"The model hub can't be reached ({_reason(exc)}), so {repo} cannot be downloaded now. "
-                             "Check the internet connection, or use a checkpoint file you already have.")
-
-
-def _reason(exc: BaseException) -> str:
-    return ((str(exc).splitlines() or [type(exc).__name__])[0] or type(exc).__name__)[:160]
 
 
 def offline_message(spec: ModelSpec) -> str:
@@ -329,11 +214,7 @@ def offline_unless_reachable():
 
 def device_report() -> tuple[str, bool]:
     """(one line for the user, whether a GPU will be used) for the engine this install runs."""
-    from clipdesk.engine.backend import backend_name
-
     if backend_name() == "onnx":
-        from clipdesk.engine.onnx_engine import onnx_providers
-
         _, device, why = onnx_providers("auto")
         return (f"GPU used: {why}", True) if device == "cuda" else (f"Runs on the CPU: {why}.", False)
     import torch

@@ -163,11 +163,8 @@ class VectorIndex:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
 
 
 def _atomic_write(path: Path, write: Callable[[str], object]) -> None:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from clipdesk.cli import _query_argv, build_parser
-from clipdesk.commands import _query_text
+from clipdesk.cli import parse_args
+from clipdesk.cli.search import query_text
 from clipdesk.search import parse_text_query
 
 
 def parse(*argv: str):
-    parser = build_parser()
-    return parser.parse_args(_query_argv(parser, list(argv)))
+    return parse_args(list(argv))
 
 
 def terms(*argv: str) -> list[tuple[str, float, bool]]:
     args = parse(*argv)
     words = args.text if args.command == "search" else [*args.words, args.text]
-    return [(t.value, t.weight, t.negative) for t in parse_text_query(_query_text(words, args.negatives), False)]
+    return [(t.value, t.weight, t.negative) for t in parse_text_query(query_text(words, args.negatives), False)]
 
 
 @pytest.mark.parametrize(
