@@ -166,7 +166,10 @@ def _self_test_in(tmp: Path, timeout_s: float) -> list[str]:
         report = outcome["report"]
         if report.errors or report.embedded != len(list(samples_dir().iterdir())):
             raise SelfTestFailed(f"indexing the samples went wrong: {report}")
-        checks = check_library(controller.library, controller.engine)
+        from clipdesk.gui.lanes import Lane
+
+        # Searches encode text: the inference lane's work, not this thread's.
+        checks = controller.tasks.call(Lane.INFERENCE, lambda: check_library(controller.library, controller.engine))
     finally:
         close()
     return [f"window shown {shown:.2f} s after the process started ({window.windowTitle()!r})",

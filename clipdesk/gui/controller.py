@@ -1,28 +1,33 @@
-"""The GUI's view of one library: model, indexing queue and searches.
+"""The GUI's view of one library: model, the job queue and searches, all on the three lanes.
 
 A QObject without widgets, so the main window stays about layout and the
-flow (drop → index → search) can be tested on its own.
+flow (drop → index → search) can be tested on its own. Nothing here touches
+the database on the GUI thread: reads go to ``Lane.IO``, writes to
+``Lane.WRITER`` (the library's ``writer`` hands them there from any lane),
+the model to ``Lane.INFERENCE`` (``gui/lanes.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from clipdesk.config import CoreConfig
-from clipdesk.engine.clip import ClipEngine
 from clipdesk.engine.registry import PRECISIONS, resolve
 from clipdesk.errors import ClipdeskError
-from clipdesk.gui.workers import FunctionWorker, IndexWorker, single_lane
-from clipdesk.search import Filters, Searcher, Term
+from clipdesk.gui.lanes import Job, JobQueue, Lane, TaskManager, default_tasks
+from clipdesk.search import NULL_PROMPTS, Filters, Searcher, Term
 from clipdesk.store.db import MODEL_META, Library
-from clipdesk.store.queries import folder_summaries
+from clipdesk.store.queries import find_photo, folder_summaries
 
 log = logging.getLogger(__name__)
+
+INDEX_KINDS = ("index", "labels")  # the jobs the status bar reports as indexing
 
 
 @dataclass
@@ -34,12 +39,33 @@ class SearchRequest:
     label: str = ""  # what the user asked, for messages
 
 
+class _Encoded:
+    """The engine as a search on the IO lane sees it: vectors encoded beforehand on the inference lane.
+
+    A search must never run the model on an IO thread (one model, one lane); a miss here is a bug.
+    """
+
+    def __init__(self, engine, texts: dict, files: dict) -> None:
+        self.key, self.spec = engine.key, engine.spec
+        self._texts, self._files = texts, files
+
+    def encode_text(self, texts):
+        import numpy as np
+
+        return np.stack([self._texts[t] for t in texts])
+
+    def encode_files(self, paths):
+        import numpy as np
+
+        return np.stack([self._files[str(p)] for p in paths])
+
+
 class LibraryController(QObject):
-    """Owns the Library, the engines and the background lanes."""
+    """Owns the Library, the engines, the task manager and the job queue."""
 
     model_state = Signal(str, str)  # state (loading | ready | missing), message
     index_started = Signal(list)  # roots
-    index_progress = Signal(object)  # workers.IndexStatus
+    index_progress = Signal(object)  # lanes.JobStatus
     index_finished = Signal(object)  # indexer.IndexReport
     index_failed = Signal(object)  # exception
     search_finished = Signal(int, object)  # request id, search.SearchResult
@@ -50,29 +76,54 @@ class LibraryController(QObject):
     library_changed = Signal()  # folder counts may have changed
 
     def __init__(self, library_root: Path, model: str | None = None, device: str = "auto",
-                 config: CoreConfig | None = None, parent: QObject | None = None, precision: str = "auto") -> None:
+                 config: CoreConfig | None = None, parent: QObject | None = None, precision: str = "auto",
+                 tasks: TaskManager | None = None) -> None:
         super().__init__(parent)
-        self.library = Library(library_root)
+        self.tasks = tasks or default_tasks()
+        self.jobs = JobQueue(self.tasks, parent=self)
         self.config = config or CoreConfig()
         self.device = device
         self.precision = precision if precision in PRECISIONS else "auto"
-        spec = resolve(model or self.library.get_meta(MODEL_META))
+        # Opening runs migrations and reads which model the library uses: on the writer lane, waited for
+        # once at launch, before the window exists.
+        self.library, stored = self._open(Path(library_root))
+        self.library.writer = lambda thunk: self.tasks.call(Lane.WRITER, thunk)
+        spec = resolve(model or stored)
         self.engine = self._make_engine(spec)
         self.search_engine = self.engine  # differs only while a model switch re-embeds
-        self.inference_lane = single_lane("inference")
-        self.search_lane = single_lane("search")
-        self.io_pool = QThreadPool()  # DB reads and file IO for the window
-        self.io_pool.setMaxThreadCount(2)
-        self.writer_lane = single_lane("db-writer")  # small user edits, in the order they were made
-        self._queue: list[tuple[str, list[str]]] = []  # ("index", roots) or ("label", [])
-        self._index_worker: IndexWorker | None = None
         self._searchers: dict[str, tuple[int, Searcher]] = {}
+        self._searchers_lock = threading.Lock()  # IO threads search; a model switch clears
+        self._null: dict[str, object] = {}  # engine key -> encoded generic prompts
         self._search_seq = 0
-        self._workers: set[FunctionWorker] = set()  # keep Python wrappers alive while queued
+        self.jobs.started.connect(self._on_job_started)
+        self.jobs.progress.connect(self._on_job_progress)
+        self.jobs.finished.connect(self._on_job_finished)
+        self.jobs.failed.connect(self._on_job_failed)
+
+    def _open(self, root: Path) -> tuple[Library, str | None]:
+        def open_it():
+            library = Library(root)
+            return library, library.get_meta(MODEL_META)
+
+        return self.tasks.call(Lane.WRITER, open_it)
+
+    # -- lanes, for the widgets ---------------------------------------------------
+
+    def read(self, fn, on_done=None, on_failed=None):
+        """A database or file read off the GUI thread; ``on_done(result)`` back on it."""
+        return self.tasks.run(Lane.IO, fn, on_done, on_failed)
+
+    def write(self, fn, on_done=None, on_failed=None):
+        """A database write on the one writer lane, in the order writes were asked for."""
+        return self.tasks.run(Lane.WRITER, fn, on_done, on_failed)
+
+    def infer(self, fn, on_done=None, on_failed=None, urgent: bool = False):
+        """Model work on the inference lane (``urgent``: between the batches of a running job)."""
+        return self.tasks.run(Lane.INFERENCE, fn, on_done, on_failed, urgent=urgent)
 
     # -- model --------------------------------------------------------------------
 
-    def _make_engine(self, spec) -> ClipEngine:
+    def _make_engine(self, spec):
         def on_download(done: int, total: int) -> None:  # called on the inference lane
             pct = f"{100 * done / total:.0f}% of {total / 1e6:,.0f} MB" if total else f"{done / 1e6:,.0f} MB"
             self.model_state.emit("downloading", f"Downloading the weights of {spec.name} (first use only): {pct}")
@@ -86,12 +137,9 @@ class LibraryController(QObject):
         """Load the model in the background; the window is already up."""
         engine = self.engine
         self.model_state.emit("loading", f"Loading model {engine.spec.name}…")
-        worker = FunctionWorker(lambda: engine.model)
-        worker.signals.result.connect(lambda _: self._model_ready(engine))
-        worker.signals.failed.connect(self._model_failed)
-        self.start(self.inference_lane, worker)
+        self.infer(lambda: engine.model, lambda _: self._model_ready(engine), self._model_failed)
 
-    def _model_ready(self, engine: ClipEngine) -> None:
+    def _model_ready(self, engine) -> None:
         if engine is not self.engine:
             return
         self.model_state.emit("ready", f"Model {engine.spec.label} on {engine.device}")
@@ -107,32 +155,70 @@ class LibraryController(QObject):
             self.precision = precision
         old = self.engine
         self.engine = self._make_engine(spec)
-        if old.loaded and old.key != self.engine.key:
-            self.search_engine = old
-        else:
-            self.search_engine = self.engine
+        # Searches keep the old model until the new one's index job completes (_on_index_done). Keys are not
+        # compared here: a key may hash a multi-GB checkpoint or import torch, not this thread's work.
+        self.search_engine = old if old.loaded else self.engine
         self.load_model()
-        roots = [f.path for f in folder_summaries(self.library, None)]
-        if roots:
-            self.add_roots(roots)
+        library = self.library
+        self.read(lambda: [f.path for f in folder_summaries(library, None)],
+                  lambda roots: roots and self.add_roots(roots))
 
-    # -- indexing -------------------------------------------------------------------
+    # -- the job queue ------------------------------------------------------------------
 
     @property
     def indexing(self) -> bool:
-        return self._index_worker is not None
+        return any(j.kind in INDEX_KINDS for j in self.jobs.jobs())
+
+    @property
+    def current_job(self) -> Job | None:
+        return self.jobs.current
+
+    def submit(self, job: Job) -> Job:
+        """Queue a long job (captions, exports, …); it shows in the status bar with pause and cancel."""
+        return self.jobs.submit(job)
 
     def add_roots(self, paths: list[str]) -> None:
         """Add folders/files to the library and index them, one job after another."""
-        self._queue.append(("index", [os.path.abspath(p) for p in paths]))
-        if self._index_worker is None:
-            self._next_job()
+        from clipdesk.indexer import index
+
+        roots = [os.path.abspath(p) for p in paths]
+        engine, library, config = self.engine, self.library, self.config
+
+        def job(progress, cancel):
+            report = index(library, roots, engine, config, progress=progress, cancel=cancel)
+            if not report.cancelled:
+                library.set_meta(MODEL_META, engine.spec.name)
+            return report
+
+        names = ", ".join(os.path.basename(r) or r for r in roots)
+        self.jobs.submit(Job("index", f"Indexing {names}", job, Lane.INFERENCE, on_done=self._on_index_done,
+                             roots=roots))
 
     def run_labels(self) -> None:
         """Label every embedded photo in the background (after any indexing)."""
-        self._queue.append(("label", []))
-        if self._index_worker is None:
-            self._next_job()
+        from clipdesk.labels.run import label_library
+        from clipdesk.labels.vocab import load_vocabulary
+
+        engine, library = self.engine, self.library
+
+        def job(progress, cancel):
+            return label_library(library, engine, load_vocabulary(library.root), progress=progress, cancel=cancel)
+
+        self.jobs.submit(Job("labels", "Labelling photos", job, Lane.INFERENCE, on_done=self.labels_finished.emit))
+
+    def export_sidecars(self, force: bool = False) -> Job:
+        """Write XMP sidecars as a job on the IO lane; the returned job's ``token`` cancels it."""
+        from clipdesk.labels.export import export_sidecars
+
+        library = self.library
+
+        def job(progress, cancel):
+            from clipdesk.labels.vocab import load_vocabulary
+
+            return export_sidecars(library, load_vocabulary(library.root), force=force, progress=progress,
+                                   cancel=cancel)
+
+        return self.jobs.submit(Job("export", "Writing XMP sidecars", job, Lane.IO))
 
     def vocabulary(self):
         from clipdesk.labels.vocab import load_vocabulary
@@ -140,149 +226,130 @@ class LibraryController(QObject):
         return load_vocabulary(self.library.root)
 
     def set_feedback(self, photo_id: int, label: str, accepted: bool) -> None:
-        """Accept or reject a label on a photo, off the GUI thread; ``feedback_saved`` follows."""
+        """Accept or reject a label on a photo, on the writer lane; ``feedback_saved`` follows."""
         from clipdesk.labels.feedback import set_feedback
 
         library = self.library
-        worker = FunctionWorker(lambda: set_feedback(library, photo_id, label, accepted))
-        worker.signals.result.connect(lambda _row: (self.feedback_saved.emit(photo_id, label, accepted),
-                                                    self.library_changed.emit()))
-        worker.signals.failed.connect(self.feedback_failed)
-        self.start(self.writer_lane, worker)
+        self.write(lambda: set_feedback(library, photo_id, label, accepted),
+                   lambda _row: (self.feedback_saved.emit(photo_id, label, accepted), self.library_changed.emit()),
+                   self.feedback_failed.emit)
 
     def review_queue(self, on_result, on_failed, limit: int = 200, label: str | None = None) -> None:
         """The least certain label decisions, computed on the inference lane (it may encode descriptors)."""
         from clipdesk.labels.review import review_queue
 
         engine, library = self.engine, self.library
-        worker = FunctionWorker(lambda: review_queue(library, engine, self.vocabulary(), limit=limit, label=label))
-        worker.signals.result.connect(on_result)
-        worker.signals.failed.connect(on_failed)
-        self.start(self.inference_lane, worker)
-
-    def export_sidecars(self, on_progress, on_result, on_failed, force: bool = False) -> IndexWorker:
-        """Write XMP sidecars on the IO pool; returns the worker (its ``token`` cancels)."""
-        from clipdesk.labels.export import export_sidecars
-
-        library, vocabulary = self.library, self.vocabulary()
-        worker = IndexWorker(lambda progress, cancel: export_sidecars(library, vocabulary, force=force,
-                                                                      progress=progress, cancel=cancel))
-        worker.signals.progress.connect(on_progress)
-        worker.signals.result.connect(on_result)
-        worker.signals.failed.connect(on_failed)
-        self.start(self.io_pool, worker)
-        return worker
+        self.infer(lambda: review_queue(library, engine, self.vocabulary(), limit=limit, label=label),
+                   on_result, on_failed)
 
     def resume_unfinished(self) -> None:
         """Re-queue folders whose last scan did not finish (a crash or a quit)."""
-        pending = [f.path for f in folder_summaries(self.library, self.engine.key)
-                   if not f.complete or f.embedded < f.photos]
-        if pending:
-            self.add_roots(pending)
+        library, engine = self.library, self.engine
 
-    def _next_job(self) -> None:
-        if not self._queue:
-            return
-        kind, roots = self._queue.pop(0)
-        engine, library, config = self.engine, self.library, self.config
-        if kind == "label":
-            from clipdesk.labels.run import label_library
-            from clipdesk.labels.vocab import load_vocabulary
+        def pending():  # the engine's key may hash its checkpoint: on the IO lane too
+            return [f.path for f in folder_summaries(library, engine.key) if not f.complete or f.embedded < f.photos]
 
-            def job(progress, cancel):
-                return label_library(library, engine, load_vocabulary(library.root), progress=progress, cancel=cancel)
+        self.read(pending, lambda roots: roots and self.add_roots(roots))
 
-            done_signal = self.labels_finished
-        else:
-            from clipdesk.indexer import index
+    def _on_job_started(self, job: Job) -> None:
+        if job.kind in INDEX_KINDS:
+            self.index_started.emit(list(job.roots))
 
-            def job(progress, cancel):
-                report = index(library, roots, engine, config, progress=progress, cancel=cancel)
-                if not report.cancelled:
-                    library.set_meta(MODEL_META, engine.spec.name)
-                return report
-
-            done_signal = None
-        worker = IndexWorker(job)
-        worker.signals.progress.connect(self._on_progress)
-        worker.signals.result.connect(done_signal.emit if done_signal is not None else self._on_index_done)
-        worker.signals.failed.connect(self.index_failed)
-        worker.signals.finished.connect(self._on_index_finished)
-        self._index_worker = worker
-        self.index_started.emit(roots)
-        self.start(self.inference_lane, worker)
-
-    def _on_progress(self, status) -> None:
-        self.index_progress.emit(status)
-        self.library_changed.emit()
+    def _on_job_progress(self, job: Job, status) -> None:
+        if job.kind in INDEX_KINDS:
+            self.index_progress.emit(status)
+            self.library_changed.emit()
 
     def _on_index_done(self, report) -> None:
-        if not report.cancelled and not self._queue and self.search_engine is not self.engine:
+        if not report.cancelled and not self.jobs.jobs("index") and self.search_engine is not self.engine:
             self.search_engine = self.engine  # the new model's index is complete
-            self._searchers.clear()
+            with self._searchers_lock:
+                self._searchers.clear()
         self.index_finished.emit(report)
 
-    def _on_index_finished(self) -> None:
-        cancelled = self._index_worker is not None and self._index_worker.token.cancelled
-        self._index_worker = None
-        self.library_changed.emit()
-        if cancelled:
-            self._queue.clear()
-        else:
-            self._next_job()
+    def _on_job_finished(self, job: Job, _result) -> None:
+        if job.kind in INDEX_KINDS:
+            self.library_changed.emit()
+            if job.token.cancelled:  # Cancel stops what was queued behind it too, as before
+                for other in list(self.jobs.pending):
+                    if other.kind in INDEX_KINDS:
+                        self.jobs.cancel(other)
+
+    def _on_job_failed(self, job: Job, exc) -> None:
+        if job.kind in INDEX_KINDS:
+            self.index_failed.emit(exc)
+            self.library_changed.emit()
 
     def pause(self) -> None:
-        if self._index_worker is not None:
-            self._index_worker.token.pause()
+        self.jobs.pause()
 
     def resume(self) -> None:
-        if self._index_worker is not None:
-            self._index_worker.token.resume()
+        self.jobs.resume()
 
     @property
     def paused(self) -> bool:
-        return self._index_worker is not None and self._index_worker.token.paused
+        return self.jobs.current is not None and self.jobs.current.paused
 
     def cancel(self) -> None:
-        if self._index_worker is not None:
-            self._index_worker.token.cancel()
+        self.jobs.cancel()
 
     # -- search ---------------------------------------------------------------------
 
     def search(self, request: SearchRequest) -> int:
-        """Start a search; its result arrives as ``search_finished(id, result)``."""
+        """Start a search; its result arrives as ``search_finished(id, result)``.
+
+        Three hops: query images that are library photos become photo terms (IO), the text and any
+        outside images are encoded (inference, ahead of a running job's next batch), then the stored
+        vectors are searched (IO).
+        """
         self._search_seq += 1
         request_id = self._search_seq
         engine, library = self.search_engine, self.library
 
-        def job():
-            generation = library.vectors_generation()
-            cached = self._searchers.get(engine.key)
-            if cached is None or cached[0] != generation:
-                cached = (generation, Searcher(library, engine, self.config.hnsw_min_size,
-                                               cutoff=not engine.spec.random_init))
-                self._searchers[engine.key] = cached
-            return cached[1].search(request.terms, k=request.k, filters=request.filters, show_all=request.show_all)
+        def failed(exc):
+            self.search_failed.emit(request_id, exc)
 
-        worker = FunctionWorker(job)
-        worker.signals.result.connect(lambda result: self.search_finished.emit(request_id, result))
-        worker.signals.failed.connect(lambda exc: self.search_failed.emit(request_id, exc))
-        self.start(self.search_lane, worker)
+        def resolve_photos():
+            terms = []
+            for t in request.terms:
+                photo_id = find_photo(library, t.value) if t.kind == "file" else None
+                terms.append(Term("photo", photo_id, t.weight, t.negative) if photo_id is not None else t)
+            return terms
+
+        def encode(terms):
+            texts = sorted({str(t.value) for t in terms if t.kind == "text"})
+            files = sorted({str(t.value) for t in terms if t.kind == "file"})
+            if engine.key not in self._null:
+                self._null[engine.key] = engine.encode_text(list(NULL_PROMPTS))
+            text_vecs = dict(zip(texts, engine.encode_text(texts), strict=True)) if texts else {}
+            text_vecs.update(zip(NULL_PROMPTS, self._null[engine.key], strict=True))
+            file_vecs = dict(zip(files, engine.encode_files(files), strict=True)) if files else {}
+            return terms, _Encoded(engine, text_vecs, file_vecs)
+
+        def run_search(encoded):
+            terms, encoder = encoded
+            with self._searchers_lock:
+                generation = library.vectors_generation()
+                cached = self._searchers.get(engine.key)
+                if cached is None or cached[0] != generation:
+                    cached = (generation, Searcher(library, encoder, self.config.hnsw_min_size,
+                                                   cutoff=not engine.spec.random_init))
+                    self._searchers[engine.key] = cached
+                searcher = cached[1]
+                searcher.engine = encoder
+                return searcher.search(terms, k=request.k, filters=request.filters, show_all=request.show_all)
+
+        def encoded(result):
+            self.read(lambda: run_search(result), lambda found: self.search_finished.emit(request_id, found), failed)
+
+        self.read(resolve_photos, lambda terms: self.infer(lambda: encode(terms), encoded, failed, urgent=True),
+                  failed)
         return request_id
 
     # -- housekeeping -----------------------------------------------------------------
 
-    def start(self, pool, worker: FunctionWorker) -> None:
-        self._workers.add(worker)
-        worker.signals.finished.connect(lambda: self._workers.discard(worker))
-        pool.start(worker)
-
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Stop background work cleanly (on quit): the next launch resumes it."""
-        self._queue.clear()
-        self.cancel()
-        self.inference_lane.waitForDone(timeout_ms)
-        self.search_lane.waitForDone(timeout_ms)
-        self.io_pool.waitForDone(timeout_ms)
-        self.writer_lane.waitForDone(timeout_ms)
+        self.jobs.cancel_all()
+        self.tasks.shutdown(timeout_ms)
         self.library.close()

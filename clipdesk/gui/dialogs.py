@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QImageReader, QPixmap
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QHeaderView,
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select
 
-from clipdesk.gui.workers import FunctionWorker
+from clipdesk.gui.lanes import Lane, TaskManager, default_tasks
 from clipdesk.store.models import ScanError
 
 
@@ -73,23 +73,17 @@ class NoMatchPage(QWidget):
         )
 
 
-def _load_scaled(path: str, limit: QSize):
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)  # EXIF orientation
-    size = reader.size()
-    if size.isValid() and (size.width() > limit.width() or size.height() > limit.height()):
-        reader.setScaledSize(size.scaled(limit, Qt.KeepAspectRatio))
-    image = reader.read()
-    if image.isNull():
-        raise OSError(reader.errorString())
-    return image
-
-
 class PreviewDialog(QDialog):
-    """Space: the photo as large as the screen allows. Esc or Space closes it."""
+    """Space: the photo as large as the screen allows. Esc or Space closes it.
 
-    def __init__(self, path: str, parent=None) -> None:
+    Decoded on the IO lane by the same reader as every other view (special files refused, the
+    decompression-bomb limit, EXIF orientation).
+    """
+
+    def __init__(self, path: str, parent=None, tasks: TaskManager | None = None) -> None:
         super().__init__(parent)
+        from clipdesk.gui.panels.detail_panel import load_preview
+
         self.setWindowTitle(os.path.basename(path))
         self.setAttribute(Qt.WA_DeleteOnClose)
         self.image_label = QLabel("Loading…", alignment=Qt.AlignCenter)
@@ -97,15 +91,18 @@ class PreviewDialog(QDialog):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.image_label)
         screen = (parent.screen() if parent is not None else self.screen()).availableGeometry().size()
-        limit = QSize(int(screen.width() * 0.9), int(screen.height() * 0.9))
-        self.resize(limit * 0.8)
-        self.worker = FunctionWorker(lambda: _load_scaled(path, limit))
-        self.worker.signals.result.connect(self._loaded)
-        self.worker.signals.failed.connect(lambda exc: self.image_label.setText(f"Cannot show this photo: {exc}"))
-        QThreadPool.globalInstance().start(self.worker)
+        self._limit = QSize(int(screen.width() * 0.9), int(screen.height() * 0.9))
+        self.resize(self._limit * 0.8)
+        side = max(self._limit.width(), self._limit.height())
+        self.task = (tasks or default_tasks()).run(
+            Lane.IO, lambda: load_preview(path, side), self._loaded,
+            lambda exc: self.image_label.setText(f"Cannot show this photo: {exc}"))
+        self.finished.connect(lambda _code: self.task.cancel())
 
     def _loaded(self, image) -> None:
         pixmap = QPixmap.fromImage(image)
+        if pixmap.width() > self._limit.width() or pixmap.height() > self._limit.height():
+            pixmap = pixmap.scaled(self._limit, Qt.KeepAspectRatio, Qt.SmoothTransformation)
         self.image_label.setPixmap(pixmap)
         self.resize(pixmap.size())
 
@@ -116,27 +113,39 @@ class PreviewDialog(QDialog):
             super().keyPressEvent(event)
 
 
-class ErrorsDialog(QDialog):
-    """Files that could not be indexed, with the reason for each."""
+def scan_errors(library) -> list[tuple[str, str]]:
+    """(path, reason) of every file that could not be indexed (a read, for the IO lane)."""
+    with library.session() as s:
+        return [tuple(r) for r in s.execute(select(ScanError.path, ScanError.reason).order_by(ScanError.path))]
 
-    def __init__(self, library, parent=None) -> None:
+
+class ErrorsDialog(QDialog):
+    """Files that could not be indexed, with the reason for each (read on the IO lane)."""
+
+    loaded = Signal()
+
+    def __init__(self, library, parent=None, tasks: TaskManager | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Files that could not be indexed")
-        with library.session() as s:
-            rows = s.execute(select(ScanError.path, ScanError.reason).order_by(ScanError.path)).all()
-        self.table = QTableWidget(len(rows), 2)
+        self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["File", "Reason"])
-        for i, (path, reason) in enumerate(rows):
-            self.table.setItem(i, 0, QTableWidgetItem(path))
-            self.table.setItem(i, 1, QTableWidgetItem(reason))
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         layout = QVBoxLayout(self)
-        note = "No errors: every file was indexed." if not rows else (
-            f"{len(rows)} files were skipped. They are retried at every scan; nothing was changed on disk.")
-        layout.addWidget(QLabel(note, wordWrap=True))
+        self.note = QLabel("Reading…", wordWrap=True)
+        layout.addWidget(self.note)
         layout.addWidget(self.table)
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         layout.addWidget(close, 0, Qt.AlignRight)
         self.resize(800, 400)
+        (tasks or default_tasks()).run(Lane.IO, lambda: scan_errors(library), self._show)
+
+    def _show(self, rows: list[tuple[str, str]]) -> None:
+        self.table.setRowCount(len(rows))
+        for i, (path, reason) in enumerate(rows):
+            self.table.setItem(i, 0, QTableWidgetItem(path))
+            self.table.setItem(i, 1, QTableWidgetItem(reason))
+        self.note.setText("No errors: every file was indexed." if not rows else (
+            f"{len(rows)} files were skipped. They are retried at every scan; nothing was changed on disk."))
+        self.loaded.emit()

@@ -1,7 +1,7 @@
 """First run: get the default model's weights, or use a checkpoint file the user already has.
 
 Shown once at launch when the model to use has no weights on disk and no
-choice was made before. Downloading runs on the thread pool with progress and
+choice was made before. Downloading runs on the IO lane with progress and
 Cancel, and the file is checked against its SHA-256 (``engine/weights.py``);
 a chosen file is checked for CLIP weights before it is accepted. The choice
 goes into the settings, so the next launch just loads the model. The dialog
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -29,30 +29,14 @@ from clipdesk.engine.registry import ModelSpec
 from clipdesk.engine.sources import weights_present
 from clipdesk.engine.weights import check_checkpoint, device_report, download_weights
 from clipdesk.errors import ModelNotAvailable
+from clipdesk.gui.lanes import Lane, TaskManager, default_tasks
 from clipdesk.jobs import CancelToken
 
 
-class _JobSignals(QObject):
-    progress = Signal(int, int)
-    done = Signal(object)
-    failed = Signal(object)
+class _Progress(QObject):
+    """Made on the GUI thread: a download reports here from the IO lane, queued."""
 
-
-class _Job(QRunnable):
-    """Runs ``fn(signals)`` on the pool; its result or exception comes back as a signal."""
-
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-        self.signals = _JobSignals()
-
-    def run(self) -> None:
-        try:
-            result = self.fn(self.signals)
-        except BaseException as exc:  # noqa: BLE001 - shown in the dialog
-            self.signals.failed.emit(exc)
-        else:
-            self.signals.done.emit(result)
+    changed = Signal(int, int)
 
 
 class FirstRunDialog(QDialog):
@@ -64,13 +48,14 @@ class FirstRunDialog(QDialog):
     model_chosen = Signal(str)
 
     def __init__(self, settings, spec: ModelSpec, parent: QWidget | None = None,
-                 downloader=download_weights, pool: QThreadPool | None = None) -> None:
+                 downloader=download_weights, tasks: TaskManager | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Welcome to clipdesk")
         self.settings, self.spec, self.downloader = settings, spec, downloader
-        self.pool = pool or QThreadPool.globalInstance()
+        self.tasks = tasks or default_tasks()
         self._cancel: CancelToken | None = None
-        self._jobs: set[_Job] = set()  # keep the Python wrappers alive while queued
+        self._progress = _Progress(self)
+        self._progress.changed.connect(self._on_progress)
         self.setMinimumWidth(560)
         intro = QLabel(wordWrap=True, text=(
             f"clipdesk needs the weights of its model, {spec.name} (open_clip {spec.arch}), once.\n\n"
@@ -93,17 +78,8 @@ class FirstRunDialog(QDialog):
             layout.addWidget(widget)
         layout.addLayout(buttons)
         # torch's CUDA probe takes seconds: off the GUI thread.
-        self._start(lambda _signals: device_report(), lambda report: self.device_label.setText(report[0]))
-
-    def _start(self, fn, on_done, on_failed=None) -> _Job:
-        job = _Job(fn)
-        job.signals.done.connect(on_done)
-        job.signals.failed.connect(on_failed or (lambda exc: self.device_label.setText(f"GPU: unknown ({exc})")))
-        for sig in (job.signals.done, job.signals.failed):
-            sig.connect(lambda *_a, j=job: self._jobs.discard(j))
-        self._jobs.add(job)
-        self.pool.start(job)
-        return job
+        self.tasks.run(Lane.IO, device_report, lambda report: self.device_label.setText(report[0]),
+                       lambda exc: self.device_label.setText(f"GPU: unknown ({exc})"))
 
     def start_download(self) -> None:
         self._busy(True)
@@ -112,10 +88,10 @@ class FirstRunDialog(QDialog):
         notes: list[str] = []
         self._notes = notes
 
+        report = self._progress.changed.emit
         # on_note: what the download was checked against (MCIP: a hash recorded now), for the status line.
-        job = self._start(lambda signals: downloader(spec, signals.progress.emit, cancel, on_note=notes.append),
-                          self._downloaded, self._failed)
-        job.signals.progress.connect(self._on_progress)
+        self.tasks.run(Lane.IO, lambda: downloader(spec, report, cancel, on_note=notes.append),
+                       self._downloaded, self._failed)
         self.status_label.setText("Downloading…")
 
     def _on_progress(self, done: int, total: int) -> None:
@@ -182,7 +158,6 @@ def maybe_first_run(window, settings, controller, then=lambda: None) -> bool:
     if settings.first_run_done:
         return False
     spec = controller.engine.spec
-    job = _Job(lambda _signals: weights_present(spec))  # may import open_clip: seconds
 
     def load(text: str | None = None) -> None:
         if text is None or text == spec.name:
@@ -195,14 +170,12 @@ def maybe_first_run(window, settings, controller, then=lambda: None) -> bool:
         if present:
             load()
             return
-        dialog = FirstRunDialog(settings, spec, parent=window)
+        dialog = FirstRunDialog(settings, spec, parent=window, tasks=controller.tasks)
         dialog.model_chosen.connect(load)
         dialog.rejected.connect(load)
         window.first_run_dialog = dialog
         dialog.open()
 
-    job.signals.done.connect(checked)
-    job.signals.failed.connect(lambda _exc: load())
-    window.first_run_job = job  # keep the Python wrapper alive while queued
-    controller.io_pool.start(job)
+    # weights_present may import open_clip (seconds) and reads the models cache: the IO lane.
+    controller.tasks.run(Lane.IO, lambda: weights_present(spec), checked, lambda _exc: load())
     return True

@@ -1,6 +1,9 @@
 """The main window: sidebar, search bar, thumbnail grid, detail panel, status bar.
 
-Layout and wiring only; the work happens in LibraryController's lanes.
+Layout and wiring only; the work happens on the controller's three lanes
+(``gui/lanes.py``): this thread never reads the database or opens a photo.
+The status bar shows whatever job is running (indexing, labels, captions,
+exports) with its progress, Pause and Cancel.
 """
 
 from __future__ import annotations
@@ -39,10 +42,9 @@ from clipdesk.gui.settings import Settings
 from clipdesk.gui.sidebar import Sidebar
 from clipdesk.gui.thumbnails import ThumbnailLoader
 from clipdesk.gui.views.thumbnail_grid import ThumbnailGrid
-from clipdesk.gui.workers import FunctionWorker
 from clipdesk.imageio import is_supported
 from clipdesk.search import Term, parse_text_query
-from clipdesk.store.queries import all_photos, find_photo, folder_summaries, label_counts, photo_details, remove_folder
+from clipdesk.store.queries import all_photos, folder_summaries, label_counts, photo_details, remove_folder
 from clipdesk.thumbs import thumbnail_cache_dir
 
 PAGE_DROP, PAGE_GRID, PAGE_NO_MATCH = range(3)
@@ -64,6 +66,7 @@ class MainWindow(QMainWindow):
         self._browse_label = ""
         self._browse_generation = 0
         self._indexing_roots: list[str] = []
+        self._details_seq = 0
         self._build()
         self._connect()
         self._restore()
@@ -75,14 +78,14 @@ class MainWindow(QMainWindow):
 
     def _build(self) -> None:
         size = self.settings.thumb_size
-        self.loader = ThumbnailLoader(thumbnail_cache_dir(), size=size, parent=self)
+        self.loader = ThumbnailLoader(thumbnail_cache_dir(), size=size, tasks=self.controller.tasks, parent=self)
         self.grid_model = ThumbnailModel(self.loader, parent=self)
         self.grid = ThumbnailGrid()
         self.grid.setModel(self.grid_model)
         self.grid.set_thumb_size(size)
         self.search_bar = SearchBar()
         self.sidebar = Sidebar()
-        self.detail = DetailPanel()
+        self.detail = DetailPanel(tasks=self.controller.tasks)
         self.captions = CaptionPanel(self.controller, lambda: [i.photo_id for i in self.grid.selected_items()])
         self.drop_zone = DropZone()
         self.no_match = NoMatchPage()
@@ -162,10 +165,11 @@ class MainWindow(QMainWindow):
         c = self.controller
         c.model_state.connect(self._on_model_state)
         c.index_started.connect(self._on_index_started)
-        c.index_progress.connect(self._on_index_progress)
         c.index_finished.connect(self._on_index_finished)
-        c.labels_finished.connect(self._on_labels_finished)
-        c.index_failed.connect(self._on_index_failed)
+        c.jobs.started.connect(self._on_job_started)
+        c.jobs.progress.connect(self._on_job_progress)
+        c.jobs.finished.connect(self._on_job_finished)
+        c.jobs.failed.connect(self._on_job_failed)
         c.search_finished.connect(self._on_search_finished)
         c.search_failed.connect(self._on_search_failed)
         # Throttle, not debounce: indexing reports faster than the interval, and
@@ -193,12 +197,17 @@ class MainWindow(QMainWindow):
     # -- library and indexing --------------------------------------------------------------
 
     def add_paths(self, paths: list[str]) -> None:
-        """Add dropped or chosen folders/photos to the library and index them."""
-        usable = [p for p in paths if os.path.isdir(p) or (os.path.isfile(p) and is_supported(p))]
-        if not usable:
-            self.status_label.setText("Nothing to add: drop folders or photo files.")
-            return
-        self.controller.add_roots(usable)
+        """Add dropped or chosen folders/photos to the library and index them (checked on the IO lane)."""
+        def usable() -> list[str]:
+            return [p for p in paths if os.path.isdir(p) or (os.path.isfile(p) and is_supported(p))]
+
+        def add(found: list[str]) -> None:
+            if found:
+                self.controller.add_roots(found)
+            else:
+                self.status_label.setText("Nothing to add: drop folders or photo files.")
+
+        self.controller.read(usable, add, lambda exc: show_error(self, exc))
 
     def add_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a photo folder", str(Path.home()))
@@ -211,17 +220,13 @@ class MainWindow(QMainWindow):
             f"Remove {path} from the library?\n\nOnly clipdesk's records go; the photos on disk are not touched.",
         )
         if answer == QMessageBox.Yes:
-            self._background(lambda: remove_folder(self.controller.library, path),
-                             lambda n: (self.status_label.setText(f"Removed {path} ({n} photos) from the library."),
-                                        self._refresh_library(), self.browse()))
+            library = self.controller.library
+            self.controller.write(lambda: remove_folder(library, path),
+                                  lambda n: (self.status_label.setText(f"Removed {path} ({n} photos) from the library."),
+                                             self._refresh_library(), self.browse()),
+                                  lambda exc: show_error(self, exc))
 
     def _on_index_started(self, roots: list) -> None:
-        for w in (self.progress, self.rate_label, self.pause_button, self.cancel_button):
-            w.setVisible(True)
-        self.pause_button.setChecked(False)
-        self.progress.setRange(0, 0)
-        what = ", ".join(os.path.basename(r) or r for r in roots)
-        self.status_label.setText(f"Scanning {what}…" if roots else "Labelling photos…")
         self._indexing_roots = list(roots)
         for root in roots:
             self.sidebar.set_folder_state(root, "indexing…")
@@ -229,11 +234,33 @@ class MainWindow(QMainWindow):
             self.pages.setCurrentIndex(PAGE_GRID)
         self._refresh_timer.start()
 
-    def _on_index_progress(self, st) -> None:
-        verb = "Labelling" if st.phase == "labelling" else "Indexing"
-        if st.phase in ("indexing", "labelling") and not self.controller.paused:
-            names = ", ".join(os.path.basename(r) or r for r in self._indexing_roots) or "photos"
-            self.status_label.setText(f"{verb} {names}…")
+    # -- the job in the status bar (any kind: index, labels, captions, export) ------------------
+
+    def _on_job_started(self, job) -> None:
+        for w in (self.progress, self.rate_label, self.pause_button, self.cancel_button):
+            w.setVisible(True)
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+        self.pause_button.blockSignals(False)
+        self.progress.setRange(0, 0)
+        self.rate_label.setText("")
+        if job.kind == "index":
+            what = ", ".join(os.path.basename(r) or r for r in job.roots)
+            self.status_label.setText(f"Scanning {what}…")
+        else:
+            self.status_label.setText(f"{job.title}…")
+
+    _VERBS = {"labelling": "Labelling", "captioning": "Captioning", "export": "Writing"}
+
+    def _on_job_progress(self, job, st) -> None:
+        verb = self._VERBS.get(st.phase, "Indexing" if job.kind == "index" else job.title.split(" ")[0])
+        if not self.controller.paused:
+            if job.kind == "index" and st.phase == "indexing":
+                names = ", ".join(os.path.basename(r) or r for r in self._indexing_roots) or "photos"
+                self.status_label.setText(f"{verb} {names}…")
+            elif job.kind != "index":
+                self.status_label.setText(f"{job.title}…")
         if st.total:
             self.progress.setRange(0, st.total)
             self.progress.setValue(st.done)
@@ -246,30 +273,41 @@ class MainWindow(QMainWindow):
             parts.append(f"{st.errors} errors")
         self.rate_label.setText(" · ".join(parts))
 
-    def _on_index_finished(self, report) -> None:
+    def _on_job_finished(self, job, report) -> None:
         self._hide_progress()
+        if job.kind == "index":
+            verb = "Stopped" if report.cancelled else "Indexed"
+            text = (f"{verb}: {report.new} new, {report.changed} changed, {report.moved} moved, "
+                    f"{report.missing} gone, {report.errors} errors.")
+            if report.cancelled:
+                text += " Add the folder again (or restart) to continue."
+        elif job.kind == "labels":
+            verb = "Stopped labelling" if report.cancelled else "Labelled"
+            text = (f"{verb} {report.labelled:,} photos: {report.with_labels:,} got labels, "
+                    f"{report.labelled - report.with_labels:,} matched none.")
+        elif job.kind == "captions":
+            verb = "Stopped" if report.cancelled else "Captioned"
+            text = f"{verb}: {report.captioned:,} of {report.todo:,} photos."
+        else:
+            text = f"{job.title}: {'stopped' if job.token.cancelled else 'done'}."
+        self.status_label.setText(text)
+        if job.kind in ("labels", "captions"):
+            self._refresh_library()
+
+    def _on_index_finished(self, report) -> None:
         for root in self._indexing_roots:
             self.sidebar.set_folder_state(root, "")
         self._indexing_roots = []
-        verb = "Stopped" if report.cancelled else "Indexed"
-        text = (f"{verb}: {report.new} new, {report.changed} changed, {report.moved} moved, "
-                f"{report.missing} gone, {report.errors} errors.")
-        if report.cancelled:
-            text += " Add the folder again (or restart) to continue."
-        self.status_label.setText(text)
         self._refresh_library()
         if self._last_request is None:
             self.browse()
 
-    def _on_labels_finished(self, report) -> None:
+    def _on_job_failed(self, job, exc) -> None:
         self._hide_progress()
-        verb = "Stopped labelling" if report.cancelled else "Labelled"
-        self.status_label.setText(f"{verb} {report.labelled:,} photos: {report.with_labels:,} got labels, "
-                                  f"{report.labelled - report.with_labels:,} matched none.")
-        self._refresh_library()
-
-    def _on_index_failed(self, exc) -> None:
-        self._hide_progress()
+        if job.kind == "index":
+            for root in self._indexing_roots:
+                self.sidebar.set_folder_state(root, "")
+            self._indexing_roots = []
         show_error(self, exc)
 
     def _hide_progress(self) -> None:
@@ -277,22 +315,30 @@ class MainWindow(QMainWindow):
             w.setVisible(False)
 
     def _toggle_pause(self, paused: bool) -> None:
+        job = self.controller.current_job
+        what = "Indexing" if job is None or job.kind == "index" else job.title
         if paused:
             self.controller.pause()
             self.pause_button.setText("Resume")
-            self.status_label.setText("Indexing paused.")
+            self.status_label.setText(f"{what} paused.")
         else:
             self.controller.resume()
             self.pause_button.setText("Pause")
-            self.status_label.setText("Indexing…")
+            self.status_label.setText(f"{what}…")
 
     def _refresh_library(self) -> None:
-        library = self.controller.library
-        folders = folder_summaries(library, self.controller.engine.key)
+        """Folder and label counts, read on the IO lane (this runs every 700 ms while indexing)."""
+        library, engine = self.controller.library, self.controller.engine
+        # engine.key may import torch or hash a checkpoint the first time: read it on the IO lane as well.
+        self.controller.read(lambda: (folder_summaries(library, engine.key), label_counts(library)),
+                             self._show_library, lambda exc: show_error(self, exc))
+
+    def _show_library(self, counts) -> None:
+        folders, labels = counts
         self.sidebar.set_folders(folders)
         for root in self._indexing_roots:
             self.sidebar.set_folder_state(root, "indexing…")
-        self.sidebar.set_labels(label_counts(library))
+        self.sidebar.set_labels(labels)
         self.search_bar.set_folders([f.path for f in folders])
         if not folders and not self.controller.indexing:
             self.pages.setCurrentIndex(PAGE_DROP)
@@ -309,8 +355,8 @@ class MainWindow(QMainWindow):
         self._browse_generation += 1  # results of any earlier browse are stale now
         generation = self._browse_generation
         folder, label = self._browse_folder or None, self._browse_label or None
-        self._background(lambda: all_photos(self.controller.library, folder, label),
-                         lambda rows: self._show_browse(rows, generation))
+        library = self.controller.library
+        self._background(lambda: all_photos(library, folder, label), lambda rows: self._show_browse(rows, generation))
 
     def _show_browse(self, rows, generation: int) -> None:
         if self._last_request is not None or generation != self._browse_generation:
@@ -325,9 +371,10 @@ class MainWindow(QMainWindow):
     def _append_new_photos(self) -> None:
         folder, label = self._browse_folder or None, self._browse_label or None
         generation = self._browse_generation
+        library = self.controller.library
 
         def fetch():
-            return all_photos(self.controller.library, folder, label)
+            return all_photos(library, folder, label)
 
         def apply(rows):
             if self._last_request is not None or generation != self._browse_generation:
@@ -354,9 +401,9 @@ class MainWindow(QMainWindow):
         self._search_id = self.controller.search(request)
         self.status_label.setText(f"Searching for {label}…")
 
-    def _image_term(self, path: str) -> Term:
-        photo_id = find_photo(self.controller.library, path) if not path.isdigit() else None
-        return Term("photo", photo_id) if photo_id is not None else Term("file", path)
+    @staticmethod
+    def _image_term(path: str) -> Term:
+        return Term("file", path)  # the controller makes it a photo term, off this thread, if it is in the library
 
     def _on_search_finished(self, request_id: int, result) -> None:
         if request_id != self._search_id or self._last_request is None:
@@ -433,7 +480,14 @@ class MainWindow(QMainWindow):
             return
         row = self.grid_model.row_of(photo_id)
         score = self.grid_model.item(row).score if row is not None else None
-        self.detail.show_photo(photo_details(self.controller.library, photo_id), score)
+        self._details_seq += 1
+        seq, library = self._details_seq, self.controller.library
+
+        def show(details) -> None:
+            if seq == self._details_seq:  # the selection has not moved on meanwhile
+                self.detail.show_photo(details, score)
+
+        self.controller.read(lambda: photo_details(library, photo_id), show, lambda exc: show_error(self, exc))
 
     def open_paths(self, paths: list) -> None:
         for path in paths:
@@ -445,7 +499,7 @@ class MainWindow(QMainWindow):
     def preview(self, photo_id: int) -> None:
         row = self.grid_model.row_of(photo_id)
         if row is not None:
-            PreviewDialog(self.grid_model.item(row).path, self).show()
+            PreviewDialog(self.grid_model.item(row).path, self, tasks=self.controller.tasks).show()
 
     def zoom(self, factor: float) -> None:
         size = max(64, min(512, int(self.settings.thumb_size * factor)))
@@ -468,7 +522,7 @@ class MainWindow(QMainWindow):
 
     def model_settings(self) -> None:
         dialog = ModelDialog(self, current=self.controller.engine.spec.name, device=self.controller.device,
-                             precision=self.controller.precision)
+                             precision=self.controller.precision, tasks=self.controller.tasks)
         if dialog.exec():
             try:
                 self.controller.switch_model(dialog.selected_spec(), dialog.selected_device(),
@@ -481,7 +535,7 @@ class MainWindow(QMainWindow):
             self.settings.model_precision = dialog.selected_precision()
 
     def show_errors(self) -> None:
-        ErrorsDialog(self.controller.library, self).exec()
+        ErrorsDialog(self.controller.library, self, tasks=self.controller.tasks).exec()
 
     # -- drag and drop ---------------------------------------------------------------------
 
@@ -498,10 +552,7 @@ class MainWindow(QMainWindow):
     # -- helpers ------------------------------------------------------------------------
 
     def _background(self, fn, on_result) -> None:
-        worker = FunctionWorker(fn)
-        worker.signals.result.connect(on_result)
-        worker.signals.failed.connect(lambda exc: show_error(self, exc))
-        self.controller.start(self.controller.io_pool, worker)
+        self.controller.read(fn, on_result, lambda exc: show_error(self, exc))
 
     def _restore(self) -> None:
         if self.settings.geometry:

@@ -2,9 +2,10 @@
 
 Lists the registry presets with whether their weights are on disk, takes
 any ``--model`` string the CLI takes (checked with ``registry.resolve`` as
-it is typed), builds ``ARCH:/path`` for a local checkpoint, and says what
-"auto" means on this machine. Importing torch and open_clip takes seconds,
-so that probing runs on the thread pool and fills the dialog in when done.
+it is typed, on the IO lane: it imports open_clip and looks at files), builds
+``ARCH:/path`` for a local checkpoint, and says what "auto" means on this
+machine. Importing torch and open_clip takes seconds, so that probing runs on
+the IO lane too and fills the dialog in when done.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from clipdesk.engine.registry import CHECKPOINT_SUFFIXES, DEFAULT_PRESET, PRECISIONS, PRESETS, resolve
 from clipdesk.errors import ModelSpecError
+from clipdesk.gui.lanes import Lane, TaskManager, default_tasks
 from clipdesk.paths import models_dir
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -60,7 +62,7 @@ def _probe() -> dict:
         import open_clip
         import torch
     except ImportError:  # the packaged app: ONNX Runtime, and the architectures it has graphs for
-        from clipdesk.engine.onnx_engine import available_archs
+        from clipdesk.engine.onnx_files import available_archs
         from clipdesk.engine.weights import device_report
 
         line, gpu = device_report()
@@ -87,22 +89,21 @@ def _probe() -> dict:
     }
 
 
-class _ProbeSignals(QObject):
-    done = Signal(object)
+def _facts_without(exc: BaseException) -> dict:
+    """The dialog still works when probing fails, just without the facts."""
+    return {"present": {}, "archs": [], "auto": f"auto → unknown ({exc})", "available": {}, "unavailable": {},
+            "precisions": list(PRECISIONS)}
 
 
-class _ProbeJob(QRunnable):
-    def __init__(self) -> None:
-        super().__init__()
-        self.signals = _ProbeSignals()
-
-    def run(self) -> None:
-        try:
-            facts = _probe()
-        except Exception as exc:  # noqa: BLE001 - the dialog still works, just without the facts
-            facts = {"present": {}, "archs": [], "auto": f"auto → unknown ({exc})", "available": {},
-                     "unavailable": {}, "precisions": list(PRECISIONS)}
-        self.signals.done.emit(facts)
+def validate(text: str) -> str | None:
+    """Why ``text`` cannot be used as a model, or None (imports open_clip, looks at files: not the GUI thread)."""
+    try:
+        spec = resolve(text)
+    except ModelSpecError as exc:
+        return str(exc)
+    if spec.checkpoint and not Path(spec.checkpoint).is_file():
+        return f"Checkpoint file not found: {spec.checkpoint}"
+    return None
 
 
 class ModelDialog(QDialog):
@@ -115,10 +116,13 @@ class ModelDialog(QDialog):
     """
 
     probed = Signal()  # the weights/device facts are filled in
+    validated = Signal(str)  # the custom text whose check is now shown
 
     def __init__(self, parent: QWidget | None = None, current: str = "", device: str = "auto",
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", tasks: TaskManager | None = None) -> None:
         super().__init__(parent)
+        self.tasks = tasks or default_tasks()
+        self._check_seq = 0
         self.setWindowTitle("Choose model")
         self.facts: dict | None = None
         self._error: str | None = None
@@ -183,9 +187,7 @@ class ModelDialog(QDialog):
         else:
             self.custom_edit.setText(current)
 
-        job = _ProbeJob()
-        job.signals.done.connect(self._on_probed)
-        QThreadPool.globalInstance().start(job)
+        self.tasks.run(Lane.IO, _probe, self._on_probed, lambda exc: self._on_probed(_facts_without(exc)))
 
     @staticmethod
     def _preset_text(name: str, status: str) -> str:
@@ -230,6 +232,7 @@ class ModelDialog(QDialog):
         self.custom_edit.blockSignals(True)  # a preset replaces whatever was typed
         self.custom_edit.clear()
         self.custom_edit.blockSignals(False)
+        self._check_seq += 1
         self._show_error(None)
         text = spec.description
         present = (self.facts or {}).get("present", {}).get(name)
@@ -242,23 +245,23 @@ class ModelDialog(QDialog):
 
     def _on_custom_changed(self, text: str) -> None:
         if not text.strip():
+            self._check_seq += 1  # a check still running is for text that is gone
             self._show_error(None)
             return
         self.preset_list.blockSignals(True)  # typed text wins over the highlighted preset
         self.preset_list.setCurrentRow(-1)
         self.preset_list.blockSignals(False)
         self.description_label.clear()
-        self._show_error(self._validate(text.strip()))
+        self._check_seq += 1
+        seq, text = self._check_seq, text.strip()
+        self.ok_button.setEnabled(False)  # until this text is checked
 
-    def _validate(self, text: str) -> str | None:
-        """Why ``text`` cannot be used, or None."""
-        try:
-            spec = resolve(text)
-        except ModelSpecError as exc:
-            return str(exc)
-        if spec.checkpoint and not Path(spec.checkpoint).is_file():
-            return f"Checkpoint file not found: {spec.checkpoint}"
-        return None
+        def show(problem: str | None) -> None:
+            if seq == self._check_seq:  # answers for text typed over since are dropped
+                self._show_error(problem)
+                self.validated.emit(text)
+
+        self.tasks.run(Lane.IO, lambda: validate(text), show, lambda exc: show(str(exc)))
 
     def _show_error(self, message: str | None) -> None:
         self._error = message

@@ -1,11 +1,11 @@
-"""Thumbnails off the GUI thread: ``ThumbnailLoader`` (IO lane of the thread-lane model).
+"""Thumbnails off the GUI thread: ``ThumbnailLoader``, on the task manager's IO lane.
 
-Requests go into a de-duplicated queue that at most two pool jobs drain: each
+Requests go into a de-duplicated queue that at most two IO tasks drain: each
 takes the next id, makes or finds the disk thumbnail (core
 ``clipdesk.thumbs.cached_thumbnail``), reads it as a ``QImage`` (safe across
 threads; ``QPixmap`` is not) and posts results back in chunks. The queue is
-ours rather than the pool's so ``keep_only`` can really drop requests for rows
-that were scrolled past, and so a shared pool is never flooded with 100k tasks.
+ours rather than the lane's so ``keep_only`` can really drop requests for rows
+that were scrolled past, and so the shared IO lane is never flooded with 100k tasks.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import time
 from collections import deque
 from os import PathLike
 
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
+from clipdesk.gui.lanes import Lane, TaskManager, default_tasks
 from clipdesk.imageio import ImageReadError
 from clipdesk.thumbs import cached_thumbnail
 
@@ -72,12 +73,13 @@ class _Signals(QObject):
     chunk = Signal(list)  # [(photo_id, generation, QImage | None, error | None)]
 
 
-class _DrainJob(QRunnable):
+class _Drain:
+    """One IO task: takes requests until the queue is empty, posting results every 50 ms."""
+
     def __init__(self, work: _Queue, signals: _Signals) -> None:
-        super().__init__()
         self._work, self._signals = work, signals
 
-    def run(self) -> None:
+    def __call__(self) -> None:
         chunk: list[tuple] = []
         since = time.monotonic()
         while (task := self._work.take()) is not None:
@@ -131,18 +133,12 @@ class ThumbnailLoader(QObject):
     failed = Signal(int, str)
     size_changed = Signal(int)
 
-    def __init__(self, cache_dir: str | PathLike[str], size: int = 256, pool: QThreadPool | None = None,
+    def __init__(self, cache_dir: str | PathLike[str], size: int = 256, tasks: TaskManager | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._work = _Queue(cache_dir, size)
-        # Created before the signals object: children die in creation order, so the
-        # queue is closed (below) before the pool's destructor waits for its jobs.
-        self._own_pool = pool is None
-        if pool is None:
-            pool = QThreadPool(self)
-            pool.setMaxThreadCount(MAX_WORKERS)
-        self._pool = pool
-        self._max_workers = max(1, min(MAX_WORKERS, pool.maxThreadCount()))
+        self._tasks = tasks or default_tasks()
+        self._max_workers = 1 if self._tasks.inline else max(1, min(MAX_WORKERS, self._tasks.io_threads))
         self._signals = _Signals(self)
         # Queued even from a synchronous test pool: results never re-enter data().
         self._signals.chunk.connect(self._on_chunk, Qt.ConnectionType.QueuedConnection)
@@ -180,7 +176,7 @@ class ThumbnailLoader(QObject):
             if start:
                 work.workers += 1
         if start:
-            self._pool.start(_DrainJob(work, self._signals))
+            self._tasks.run(Lane.IO, _Drain(work, self._signals))
 
     def keep_only(self, visible_ids: set[int]) -> int:
         """Drop queued requests whose id is not in ``visible_ids``; return how many went.
@@ -215,10 +211,8 @@ class ThumbnailLoader(QObject):
         self.size_changed.emit(px)
 
     def shutdown(self) -> None:
-        """Drop the queue and, for our own pool, wait for the running loads."""
+        """Drop the queue: running loads finish their current photo and stop."""
         self._work.close()
-        if self._own_pool:
-            self._pool.waitForDone()
 
     def _on_chunk(self, chunk: list[tuple]) -> None:
         work = self._work

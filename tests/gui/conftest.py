@@ -21,3 +21,15 @@ def fresh_settings(tmp_path):
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     yield tmp_path / "qsettings"
+
+
+@pytest.fixture(autouse=True)
+def fresh_lanes():
+    """Each test gets the app's three lanes new (``lanes.default_tasks``), and leaves them idle."""
+    from clipdesk.gui import lanes
+
+    lanes._default = None  # noqa: SLF001 - the one per-process manager, reset between tests
+    yield
+    if lanes._default is not None:  # noqa: SLF001
+        lanes._default.shutdown(60_000)  # noqa: SLF001
+        lanes._default = None  # noqa: SLF001

@@ -78,10 +78,10 @@ def test_stale_preview_is_discarded(panel, qtbot, coco_images, qapp):
     panel.preview_loaded.connect(seen.append)
     first, second = _details(coco_images[0], photo_id=1), _details(coco_images[1], photo_id=2)
     panel.show_photo(first)
-    panel.pool.waitForDone()  # photo 1 decoded; its result is queued, not yet delivered
+    panel.tasks.wait()  # photo 1 decoded; its result is queued, not yet delivered
     with qtbot.waitSignal(panel.preview_loaded, timeout=10_000, check_params_cb=lambda pid: pid == 2):
         panel.show_photo(second)
-    panel.pool.waitForDone()
+    panel.tasks.wait()
     qapp.processEvents()
     assert seen == [2]
     assert panel.path_label.text() == str(coco_images[1])
@@ -94,7 +94,7 @@ def test_quick_switching_shows_only_the_last(panel, qtbot, coco_images, qapp):
         panel.show_photo(_details(path, photo_id=100 + i))
     with qtbot.waitSignal(panel.preview_loaded, timeout=10_000):
         panel.show_photo(_details(coco_images[4], photo_id=104))
-    panel.pool.waitForDone()
+    panel.tasks.wait()
     qapp.processEvents()
     assert seen == [104]
 
@@ -103,7 +103,7 @@ def test_back_to_empty_drops_the_pending_preview(panel, qtbot, coco_images, qapp
     panel.show_photo(_details(coco_images[0]))
     with qtbot.assertNotEmitted(panel.preview_loaded):
         panel.show_photo(None)
-        panel.pool.waitForDone()
+        panel.tasks.wait()
         qapp.processEvents()
     assert panel.stack.currentWidget() is panel.empty_label
 

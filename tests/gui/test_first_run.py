@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from PySide6.QtCore import QThreadPool
 
 from clipdesk.engine.registry import resolve
 from clipdesk.gui.first_run import FirstRunDialog, maybe_first_run
+from clipdesk.gui.lanes import default_tasks
 from clipdesk.gui.settings import Settings
 
 
@@ -78,7 +78,7 @@ def test_shown_only_when_weights_are_missing(qtbot, model, opens):
 
     window, loads = QWidget(), []
     qtbot.addWidget(window)
-    controller = SimpleNamespace(engine=SimpleNamespace(spec=resolve(model)), io_pool=QThreadPool(),
+    controller = SimpleNamespace(engine=SimpleNamespace(spec=resolve(model)), tasks=default_tasks(),
                                  load_model=lambda: loads.append(1))
     after = []
     assert maybe_first_run(window, Settings(), controller, then=lambda: after.append(len(loads)))

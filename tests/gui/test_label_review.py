@@ -231,14 +231,16 @@ def test_xmp_export_from_the_menu(qtbot, window, monkeypatch):
 def test_detail_panel_yes_no_links(qtbot, window):
     run_labels(qtbot, window)
     dog, cat = window.photo_ids["dog0"], window.photo_ids["cat4"]
-    window._show_details(dog)
     panel = window.detail
+    with qtbot.waitSignal(panel.shown, check_params_cb=lambda pid: pid == dog):
+        window._show_details(dog)  # the details are read on the IO lane
     assert not panel.feedback_label.isHidden() and "dog: <a href='y:0'>yes</a>" in panel.feedback_label.text()
     with qtbot.waitSignal(window.controller.feedback_saved):
         panel.feedback_label.linkActivated.emit("n:0")
     assert rows(window)[(dog, "dog")] == "rejected"
     qtbot.waitUntil(lambda: panel.labels_label.text() == "")  # refreshed: a rejected label is not shown
-    window._show_details(cat)
+    with qtbot.waitSignal(panel.shown, check_params_cb=lambda pid: pid == cat):
+        window._show_details(cat)
     with qtbot.waitSignal(window.controller.feedback_saved):
         panel.feedback_label.linkActivated.emit("y:0")
     assert rows(window)[(cat, "cat")] == "accepted"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -47,7 +46,8 @@ def drop(widget, paths) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     pos = QPointF(widget.rect().center())
-    enter = QDragEnterEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    # Qt 6: a drag-enter event takes a QPoint, a drop event a QPointF.
+    enter = QDragEnterEvent(widget.rect().center(), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
     event = QDropEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
@@ -59,27 +59,13 @@ def test_first_launch_shows_the_drop_zone(window):
     assert "Drop your photo folders" in window.drop_zone.findChildren(type(window.status_label))[0].text()
 
 
-def test_drop_index_search_select_and_find_similar(window, qtbot, photos, monkeypatch):
+def test_drop_index_search_select_and_find_similar(window, qtbot, photos):
+    # That this thread stays free while indexing runs is tests/gui/test_gui_thread.py's subject
+    # (thread assertions and event order rather than wall-clock gaps).
     controller = window.controller
-    engine = controller.engine
-    real_encode = engine.encode_pixels
-
-    def slow_encode(pixels):  # a model as slow as a real one on a laptop CPU
-        time.sleep(0.3)
-        return real_encode(pixels)
-
-    monkeypatch.setattr(engine, "encode_pixels", slow_encode)
-    ticks: list[float] = []
-    timer = QTimer(interval=10, timeout=lambda: controller.indexing and ticks.append(time.perf_counter()))
-    timer.start()
     with qtbot.waitSignal(controller.index_finished, timeout=120000) as finished:
         drop(window, [photos])
-        assert controller.indexing
-    timer.stop()
     assert finished.args[0].new == 7 and finished.args[0].errors == 0
-    # The event loop kept running while the indexer worked (two batches, >= 0.6 s).
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
-    assert len(ticks) >= 20 and max(gaps) < 0.25
 
     qtbot.waitUntil(lambda: window.grid_model.rowCount() == 7, timeout=10000)
     assert window.pages.currentIndex() == PAGE_GRID

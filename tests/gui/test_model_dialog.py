@@ -42,16 +42,22 @@ def test_missing_checkpoint_preset_says_where_to_get_it(dialog):
     assert "visual-computing.com" in dialog.description_label.text()
 
 
-def test_bad_custom_name_is_shown_inline(dialog):
-    dialog.custom_edit.setText("not-a-model")
+def _type(dialog, qtbot, text: str) -> None:
+    """Type ``text`` and wait for its check (it runs on the IO lane, not the GUI thread)."""
+    with qtbot.waitSignal(dialog.validated, timeout=30_000, check_params_cb=lambda t: t == text.strip()):
+        dialog.custom_edit.setText(text)
+
+
+def test_bad_custom_name_is_shown_inline(dialog, qtbot):
+    _type(dialog, qtbot, "not-a-model")
     assert not dialog.error_label.isHidden()
     assert "Unknown model" in dialog.error_label.text()
     assert not dialog.ok_button.isEnabled()
-    dialog.custom_edit.setText("RN50")  # "ViT-B-32" alone would be the preset vit-b-32
+    _type(dialog, qtbot, "RN50")  # "ViT-B-32" alone would be the preset vit-b-32
     assert "needs weights" in dialog.error_label.text()
-    dialog.custom_edit.setText("ViT-B-32/no_such_tag")
+    _type(dialog, qtbot, "ViT-B-32/no_such_tag")
     assert "no weights tagged" in dialog.error_label.text()
-    dialog.custom_edit.setText("ViT-B-32/laion2b_s34b_b79k")
+    _type(dialog, qtbot, "ViT-B-32/laion2b_s34b_b79k")
     assert dialog.error_label.isHidden()
     assert dialog.ok_button.isEnabled()
     assert dialog.selected_spec() == "ViT-B-32/laion2b_s34b_b79k"
@@ -89,8 +95,8 @@ def test_checkpoint_cancel_changes_nothing(dialog, monkeypatch):
     assert dialog.selected_spec() == DEFAULT_PRESET
 
 
-def test_missing_checkpoint_file_is_an_error(dialog, tmp_path):
-    dialog.custom_edit.setText(f"ViT-B-32:{tmp_path / 'gone.pt'}")
+def test_missing_checkpoint_file_is_an_error(dialog, tmp_path, qtbot):
+    _type(dialog, qtbot, f"ViT-B-32:{tmp_path / 'gone.pt'}")
     assert "not found" in dialog.error_label.text()
 
 

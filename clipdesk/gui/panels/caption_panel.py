@@ -1,10 +1,10 @@
 """The caption panel: the selected photo's captions, a hand edit, and captioning jobs.
 
-Reads run on the controller's IO pool, the hand edit on its single writer
-lane, and captioning on the inference lane (one model at a time, after any
-indexing already queued there). A job reports through an ``IndexWorker``:
-throttled progress, pause and cancel through its token. The library job is
-resumable by construction: run it again and it continues where it stopped.
+Reads run on the IO lane, the hand edit on the writer lane, and captioning
+is a job in the controller's queue, on the inference lane (one model at a
+time, after any indexing already queued): it shows in the status bar as well
+as here, with the same pause and cancel. The library job is resumable by
+construction: run it again and it continues where it stopped.
 A hand-written caption is its own row, which captioning never writes.
 """
 
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from clipdesk.captions.base import BACKENDS, DEFAULT_CANDIDATES
 from clipdesk.captions.store import CaptionInfo, photo_captions, set_user_caption
 from clipdesk.gui.errors import show_error
-from clipdesk.gui.workers import FunctionWorker, IndexWorker
+from clipdesk.gui.lanes import Job, Lane
 
 NO_PHOTO = "Select a photo to see its caption"
 
@@ -56,8 +56,13 @@ class CaptionPanel(QWidget):
         self._photo_id: int | None = None
         self._generation = 0
         self._captioners: dict[tuple, object] = {}
-        self._worker: IndexWorker | None = None
+        self._job: Job | None = None
         self._build()
+        # Bound methods, not lambdas: Qt disconnects them when this panel goes.
+        controller.jobs.started.connect(self._on_job_started)
+        controller.jobs.progress.connect(self._on_job_progress)
+        controller.jobs.finished.connect(self._on_job_finished)
+        controller.jobs.failed.connect(self._on_job_failed)
         self.show_photo(None)
         app = QCoreApplication.instance()
         if app is not None:  # quitting stops a job after its batch; the next run resumes it
@@ -121,8 +126,8 @@ class CaptionPanel(QWidget):
             self._show([], generation)
             return
         library = self.controller.library
-        self._run(self.controller.io_pool, lambda: photo_captions(library, photo_id),
-                  lambda infos: self._show(infos, generation))
+        self.controller.read(lambda: photo_captions(library, photo_id), lambda infos: self._show(infos, generation),
+                             lambda exc: show_error(self, exc))
 
     def _show(self, infos: list[CaptionInfo], generation: int) -> None:
         if generation != self._generation:
@@ -150,13 +155,13 @@ class CaptionPanel(QWidget):
             if photo_id == self._photo_id:
                 self.show_photo(photo_id)
 
-        self._run(self.controller.writer_lane, lambda: set_user_caption(library, photo_id, text), saved)
+        self.controller.write(lambda: set_user_caption(library, photo_id, text), saved, lambda exc: show_error(self, exc))
 
     # -- captioning jobs ------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        return self._job is not None
 
     def caption_selected(self) -> None:
         ids = self.selected_ids()
@@ -167,8 +172,8 @@ class CaptionPanel(QWidget):
 
     def run_job(self, photo_ids: list[int] | None) -> None:
         """Caption these photos (again, if they have a caption) or, with None, the rest of the library."""
-        if self._worker is not None:
-            self.status.setText("A captioning job is already running.")
+        if self._job is not None:
+            self.status.setText("A captioning job is already queued or running.")
             return
         from clipdesk.captions.run import caption_library
 
@@ -181,16 +186,11 @@ class CaptionPanel(QWidget):
             return caption_library(library, captioner, engine, photo_ids, n=DEFAULT_CANDIDATES, force=force,
                                    progress=progress, cancel=cancel)
 
-        worker = IndexWorker(job)
-        worker.signals.progress.connect(self._on_progress)
-        worker.signals.result.connect(self._on_done)
-        worker.signals.failed.connect(lambda exc: show_error(self, exc))
-        worker.signals.finished.connect(self._on_finished)
-        self._worker = worker
-        self._set_running(True)
         what = f"{len(photo_ids)} photo(s)" if photo_ids is not None else "the library"
-        self.status.setText(f"Captioning {what} with {backend}… (loading the model)")
-        self.controller.start(self.controller.inference_lane, worker)
+        self._job = self.controller.submit(Job("captions", f"Captioning {what}", job, Lane.INFERENCE))
+        self._set_running(True)
+        waiting = " (after the job running now)" if self.controller.current_job is not self._job else ""
+        self.status.setText(f"Captioning {what} with {backend}…{waiting} (loading the model)")
 
     def _captioner(self, backend: str, engine):
         """One captioner per backend and settings, kept: models load once (on the inference lane)."""
@@ -203,6 +203,22 @@ class CaptionPanel(QWidget):
                                                    caption_model=self.caption_model, device=self.controller.device,
                                                    precision=self.controller.precision, **options)
         return self._captioners[key]
+
+    def _on_job_started(self, job) -> None:
+        if job is self._job:
+            self._set_running(True)
+
+    def _on_job_progress(self, job, st) -> None:
+        if job is self._job:
+            self._on_progress(st)
+
+    def _on_job_finished(self, job, report) -> None:
+        if job is self._job:
+            self._on_done(report)
+
+    def _on_job_failed(self, job, exc) -> None:
+        if job is self._job:
+            self._on_failed(exc)
 
     def _on_progress(self, st) -> None:
         if st.total:
@@ -219,14 +235,17 @@ class CaptionPanel(QWidget):
         if report.cancelled:
             text += ". Caption library again to continue"
         self.status.setText(text + ".")
+        self._job = None
+        self._set_running(False)
         self.captions_changed.emit(-1)
         if self._photo_id is not None:
             self.show_photo(self._photo_id)
         self.job_finished.emit(report)
 
-    def _on_finished(self) -> None:
-        self._worker = None
+    def _on_failed(self, exc: BaseException) -> None:
+        self._job = None
         self._set_running(False)
+        show_error(self, exc)
 
     def _set_running(self, running: bool) -> None:
         for w in (self.progress, self.pause_button, self.cancel_button):
@@ -237,22 +256,21 @@ class CaptionPanel(QWidget):
         self.progress.setRange(0, 0)
 
     def _toggle_pause(self, paused: bool) -> None:
-        if self._worker is None:
+        if self._job is None:
             return
         if paused:
-            self._worker.token.pause()
+            self._job.token.pause()
             self.pause_button.setText("Resume")
             self.status.setText("Captioning paused.")
         else:
-            self._worker.token.resume()
+            self._job.token.resume()
             self.pause_button.setText("Pause")
 
     def cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.token.cancel()
-
-    def _run(self, pool, fn, on_result) -> None:
-        worker = FunctionWorker(fn)
-        worker.signals.result.connect(on_result)
-        worker.signals.failed.connect(lambda exc: show_error(self, exc))
-        self.controller.start(pool, worker)
+        if self._job is not None:
+            job = self._job
+            self.controller.jobs.cancel(job)
+            if job.state == "cancelled" and self._job is job:  # it was only queued: no report will come
+                self._job = None
+                self._set_running(False)
+                self.status.setText("Captioning cancelled before it started.")

@@ -1,8 +1,8 @@
 """The detail panel: a large preview and everything the library knows about one photo.
 
-The caller reads ``PhotoDetails`` (one small query) and hands it over; the
-preview is decoded on a thread pool, because a 24-megapixel JPEG takes far
-longer than a frame to decode. Each ``show_photo`` starts a new generation,
+The caller reads ``PhotoDetails`` (one small query, on the IO lane) and hands
+it over; the preview is decoded on the IO lane too, because a 24-megapixel JPEG
+takes far longer than a frame to decode. Each ``show_photo`` starts a new generation,
 and a preview that arrives for an older one is dropped, so clicking quickly
 through the grid never shows the wrong picture.
 """
@@ -10,19 +10,17 @@ through the grid never shows the wrong picture.
 from __future__ import annotations
 
 import html
-import warnings
 
-from PIL import Image, ImageOps
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFormLayout, QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
-from clipdesk.imageio import to_rgb  # also sets Pillow's size limit and registers HEIF
+from clipdesk.gui.lanes import Lane, TaskManager, default_tasks
+from clipdesk.imageio import read_preview
 from clipdesk.store.queries import PhotoDetails
 
 EMPTY_TEXT = "Select a photo to see its details"
 MISSING_TEXT = "This photo is missing from disk: it was moved, renamed or deleted since the last scan."
-_DRAFTABLE = ("JPEG", "MPO")
 
 
 def human_size(n: int) -> str:
@@ -37,20 +35,13 @@ def human_size(n: int) -> str:
 
 
 def load_preview(path: str, side: int) -> QImage:
-    """Decode ``path`` upright and scaled to fit ``side`` x ``side`` (never enlarged).
+    """``path`` upright and scaled to fit ``side`` x ``side`` (never enlarged), as a QImage.
 
-    Runs on a worker thread: only Pillow and QImage, no widgets. The file is
-    opened read-only, and JPEGs decode at reduced size straight from the DCT.
+    Runs on the IO lane: the one image reader (``imageio.read_preview``: special files refused,
+    the decompression-bomb limit, EXIF orientation, reduced-size JPEG decode), then a QImage,
+    which is safe to hand across threads.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # damaged metadata Pillow already worked around
-        with open(path, "rb") as fh, Image.open(fh) as im:
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)
-            if im.format in _DRAFTABLE:
-                im.draft("RGB", (side, side))
-            upright = to_rgb(ImageOps.exif_transpose(im))
-    upright.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    upright = read_preview(path, side)
     w, h = upright.size
     # copy(): the QImage must own its pixels once the bytes object is gone.
     return QImage(upright.tobytes("raw", "RGB"), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
@@ -64,34 +55,13 @@ def _label_line(name: str, score: float | None, evidence: list[tuple[str, float]
     return line
 
 
-class _PreviewSignals(QObject):
-    done = Signal(int, int, QImage)  # generation, photo id, image
-    failed = Signal(int, int, str)  # generation, photo id, reason
-
-
-class PreviewJob(QRunnable):
-    """Decode one preview off the GUI thread; results come back as queued signals."""
-
-    def __init__(self, generation: int, photo_id: int, path: str, side: int) -> None:
-        super().__init__()
-        self.signals = _PreviewSignals()
-        self.generation, self.photo_id, self.path, self.side = generation, photo_id, path, side
-
-    def run(self) -> None:
-        try:
-            image = load_preview(self.path, self.side)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a notice, not a crash
-            self.signals.failed.emit(self.generation, self.photo_id, str(exc) or type(exc).__name__)
-            return
-        self.signals.done.emit(self.generation, self.photo_id, image)
-
-
 class DetailPanel(QWidget):
     """Preview and metadata of the selected photo.
 
     Args:
-        pool: where previews decode; by default a private one-thread pool,
-            so a burst of clicks queues at most one stale decode.
+        tasks: the task manager whose IO lane decodes previews (default: the app's); a newer
+            photo cancels the previous decode if it has not started, so a burst of clicks
+            decodes at most the one on screen and the one already running.
 
     Signals:
         preview_loaded(int): the preview of this photo id is on screen.
@@ -99,17 +69,15 @@ class DetailPanel(QWidget):
         feedback_requested(int, str, bool): the user confirmed or rejected a proposed label.
     """
 
+    shown = Signal(int)  # this photo id's details are on screen (its preview may still be loading)
     preview_loaded = Signal(int)
     preview_failed = Signal(int)
     feedback_requested = Signal(int, str, bool)  # photo id, label, accepted
 
-    def __init__(self, parent: QWidget | None = None, pool: QThreadPool | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, tasks: TaskManager | None = None) -> None:
         super().__init__(parent)
-        self._own_pool = pool is None
-        if pool is None:
-            pool = QThreadPool(self)
-            pool.setMaxThreadCount(1)
-        self.pool = pool
+        self.tasks = tasks or default_tasks()
+        self._task = None
         self.details: PhotoDetails | None = None
         self._proposed: list[str] = []
         self._generation = 0
@@ -151,8 +119,8 @@ class DetailPanel(QWidget):
     def show_photo(self, details: PhotoDetails | None, score: float | None = None) -> None:
         """Show ``details`` (None: the empty state) and start loading its preview."""
         self._generation += 1  # anything still decoding is now stale
-        if self._own_pool:
-            self.pool.clear()  # what has not started yet need not start (a shared pool holds others' jobs)
+        if self._task is not None:
+            self._task.cancel()  # not started yet: it never starts
         self.details = details
         self._image = None
         self.preview_label.clear()
@@ -182,14 +150,16 @@ class DetailPanel(QWidget):
         self._set("caption", details.caption)
         self._set("score", None if score is None else f"{score:.3f}")
         self.missing_label.setVisible(details.missing)
+        self.shown.emit(details.id)
         if details.missing:
             self.preview_label.setText("No preview: the file is not on disk.")
             return
         self.preview_label.setText("Loading preview…")
-        job = PreviewJob(self._generation, details.id, details.path, self._preview_side())
-        job.signals.done.connect(self._on_preview)
-        job.signals.failed.connect(self._on_preview_failed)
-        self.pool.start(job)
+        generation, photo_id, path, side = self._generation, details.id, details.path, self._preview_side()
+        self._task = self.tasks.run(Lane.IO, lambda: load_preview(path, side),
+                                    lambda image: self._on_preview(generation, photo_id, image),
+                                    lambda exc: self._on_preview_failed(generation, photo_id,
+                                                                        str(exc) or type(exc).__name__))
 
     def _on_feedback_link(self, link: str) -> None:
         verdict, index = link.split(":")
@@ -207,7 +177,6 @@ class DetailPanel(QWidget):
         width = max(self.width() - 32, 200)
         return min(int(width * self.devicePixelRatioF()), 2048)
 
-    @Slot(int, int, QImage)
     def _on_preview(self, generation: int, photo_id: int, image: QImage) -> None:
         if generation != self._generation:
             return  # a photo no longer shown
@@ -215,7 +184,6 @@ class DetailPanel(QWidget):
         self._fit_preview()
         self.preview_loaded.emit(photo_id)
 
-    @Slot(int, int, str)
     def _on_preview_failed(self, generation: int, photo_id: int, reason: str) -> None:
         if generation != self._generation:
             return
