@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from clipdesk.cli.support import ProgressBar, emit, engine, library, photo_id, require_indexed, say, sigint_cancels
+from clipdesk.cli.support import (
+    ProgressBar,
+    add_export_xmp,
+    emit,
+    engine,
+    library,
+    photo_id,
+    require_indexed,
+    say,
+    sigint_cancels,
+)
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -30,14 +40,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     tr.add_argument("--epochs", type=int, help="passes over the caption text")
     tr.add_argument("--max-captions", type=int, help="train on at most N captions (0: all)")
     tr.set_defaults(func=cmd_train)
-    xmp = actions.add_parser("export-xmp", parents=[common],
-                             help="merge captions as dc:description into XMP sidecars (name.ext.xmp), keeping "
-                             "what other tools wrote there")
-    xmp.add_argument("photos", nargs="*", metavar="ID_OR_FILE", help="photos to export (default: all captioned)")
-    xmp.add_argument("--force", action="store_true",
-                     help="also replace a description (dc:description) another tool wrote with "
-                     "clipdesk's caption; everything else in a sidecar is always kept")
-    xmp.set_defaults(func=cmd_export_xmp)
+    add_export_xmp(actions, common, "captions (as dc:description)", "all captioned", cmd_export_xmp)
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:

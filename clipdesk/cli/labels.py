@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from clipdesk.cli.support import ProgressBar, emit, engine, library, photo_id, require_indexed, say, sigint_cancels
+from clipdesk.cli.support import (
+    ProgressBar,
+    add_export_xmp,
+    emit,
+    engine,
+    library,
+    photo_id,
+    require_indexed,
+    say,
+    sigint_cancels,
+)
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -28,14 +38,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         fb.add_argument("photo", metavar="ID_OR_FILE")
         fb.add_argument("label_name", metavar="LABEL")
         fb.set_defaults(func=cmd_feedback)
-    xmp = actions.add_parser("export-xmp", parents=[common],
-                             help="merge labels (and captions) into XMP sidecars next to the photos (name.ext.xmp), "
-                             "keeping what other tools wrote there")
-    xmp.add_argument("photos", nargs="*", metavar="ID_OR_FILE", help="photos to export (default: all labelled)")
-    xmp.add_argument("--force", action="store_true",
-                     help="also replace a description (dc:description) another tool wrote with "
-                     "clipdesk's caption; everything else in a sidecar is always kept")
-    xmp.set_defaults(func=cmd_export_xmp)
+    add_export_xmp(actions, common, "labels (and captions)", "all labelled", cmd_export_xmp)
 
 
 def _add_thresholds(p: argparse.ArgumentParser) -> None:

@@ -159,6 +159,18 @@ class ProgressBar:
         self.close()
 
 
+def add_export_xmp(actions, common, what: str, default: str, func) -> None:
+    """``export-xmp``, as the label and caption commands both offer it: a merge, never a replacement."""
+    xmp = actions.add_parser("export-xmp", parents=[common],
+                             help=f"merge {what} into XMP sidecars next to the photos (name.ext.xmp), keeping what "
+                             "other tools wrote there")
+    xmp.add_argument("photos", nargs="*", metavar="ID_OR_FILE", help=f"photos to export (default: {default})")
+    xmp.add_argument("--force", action="store_true",
+                     help="also replace a description (dc:description) another tool wrote with "
+                     "clipdesk's caption; everything else in a sidecar is always kept")
+    xmp.set_defaults(func=func)
+
+
 def photo_id(lib: Library, ref: str) -> int:
     """The library photo ``ref`` names (an id, or a file's path); a usage error if there is none."""
     from clipdesk.errors import QueryError

@@ -480,8 +480,9 @@ def test_draft_decode_looks_like_full_decode(coco_images, shared_data, target):
     assert max(diffs) < 6.0, diffs
 
 
-def test_draft_is_used_for_jpeg_and_mpo(tmp_path, coco_images, monkeypatch):
-    scales = []
+def spy_draft(monkeypatch) -> list:
+    """Record the DCT scale of every reduced-size JPEG decode (None where draft was refused)."""
+    scales: list = []
     real_draft = JpegImagePlugin.JpegImageFile.draft
 
     def spy(self, mode, size):
@@ -490,6 +491,11 @@ def test_draft_is_used_for_jpeg_and_mpo(tmp_path, coco_images, monkeypatch):
         return out
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    return scales
+
+
+def test_draft_is_used_for_jpeg_and_mpo(tmp_path, coco_images, monkeypatch):
+    scales = spy_draft(monkeypatch)
     first, second = Image.open(coco_images[0]), Image.open(coco_images[1])
     mpo = tmp_path / "phone.jpg"  # phones write multi-picture JPEGs; Pillow calls them MPO
     first.save(mpo, format="MPO", save_all=True, append_images=[second.resize(first.size)])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import EpsImagePlugin, Image, ImageOps, JpegImagePlugin
+from PIL import EpsImagePlugin, Image, ImageOps
 from test_bad_input import (
     _CORRUPT_EXIF,
     animated_gif,
@@ -272,15 +272,9 @@ def test_preview_multi_frame_shows_the_first(tmp_path, coco_images):
 
 
 def test_preview_decodes_jpeg_at_reduced_size_and_looks_the_same(coco_images, monkeypatch):
-    scales = []
-    real_draft = JpegImagePlugin.JpegImageFile.draft
+    from test_bad_input import spy_draft
 
-    def spy(self, mode, size):
-        out = real_draft(self, mode, size)
-        scales.append(self.decoderconfig[0] if out else None)
-        return out
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    scales = spy_draft(monkeypatch)
     for src in coco_images[:6]:
         scales.clear()
         shown = read_preview(src, 96)

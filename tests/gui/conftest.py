@@ -33,3 +33,19 @@ def fresh_lanes():
     if lanes._default is not None:  # noqa: SLF001
         lanes._default.shutdown(60_000)  # noqa: SLF001
         lanes._default = None  # noqa: SLF001
+
+
+@pytest.fixture
+def photos(tmp_path, coco_images):
+    """Six real photos and a re-encoded, rescaled copy of the first (``copy_small.jpg``)."""
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for src in coco_images[:6]:
+        shutil.copy(src, folder / src.name)
+    with Image.open(folder / coco_images[0].name) as im:
+        im.resize((im.width * 7 // 10, im.height * 7 // 10)).save(folder / "copy_small.jpg", quality=60)
+    return folder

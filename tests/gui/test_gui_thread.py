@@ -18,7 +18,6 @@ from __future__ import annotations
 import builtins
 import os
 import re
-import shutil
 import threading
 import time
 import traceback
@@ -83,17 +82,6 @@ class Tripwires:
         monkeypatch.setattr(builtins, "open", guarded_open)
         monkeypatch.setattr(os, "open", guarded_os_open)
         monkeypatch.setattr(Image, "open", guarded_pil_open)
-
-
-@pytest.fixture
-def photos(tmp_path, coco_images):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for src in coco_images[:6]:
-        shutil.copy(src, folder / src.name)
-    with Image.open(coco_images[0]) as im:
-        im.resize((im.width // 2, im.height // 2)).save(folder / "copy_small.jpg", quality=60)
-    return folder
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
@@ -15,18 +13,6 @@ from clipdesk.config import CoreConfig
 from clipdesk.gui.controller import LibraryController
 from clipdesk.gui.main_window import PAGE_DROP, PAGE_GRID, MainWindow
 from clipdesk.gui.settings import Settings
-
-
-@pytest.fixture
-def photos(tmp_path, coco_images):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for src in coco_images[:6]:
-        shutil.copy(src, folder / src.name)
-    original = folder / coco_images[0].name
-    with Image.open(original) as im:  # a re-encoded, rescaled copy
-        im.resize((im.width * 7 // 10, im.height * 7 // 10)).save(folder / "copy_small.jpg", quality=60)
-    return folder
 
 
 @pytest.fixture
