@@ -240,25 +240,28 @@ def test_a_paused_job_starts_no_batch_until_resumed(qtbot, tmp_path, photos, mon
     engine = controller.engine
     engine.model  # noqa: B018 - loaded, so the job's first batch is the first encode
     starts: list[float] = []
+    pressed = threading.Event()
     real = engine.encode_pixels
-    monkeypatch.setattr(engine, "encode_pixels", lambda batch: (starts.append(time.monotonic()), real(batch))[1])
-    paused_at = []
 
-    def on_progress(status) -> None:
-        if status.done >= 1 and not paused_at:
-            controller.pause()
-            paused_at.append(time.monotonic())
+    def encode(batch):
+        starts.append(time.monotonic())
+        if len(starts) == 1:
+            pressed.wait(30)  # Pause is pressed while the first batch is under way
+        return real(batch)
 
-    controller.index_progress.connect(on_progress)
+    monkeypatch.setattr(engine, "encode_pixels", encode)
     with qtbot.waitSignal(controller.index_finished, timeout=120000) as done:
         controller.add_roots([str(photos)])
-        qtbot.waitUntil(lambda: bool(paused_at), timeout=60000)
+        qtbot.waitUntil(lambda: bool(starts), timeout=60000)
+        controller.pause()
+        paused_at = time.monotonic()
+        pressed.set()
         qtbot.wait(600)  # room for batches to start, if pausing did not hold them
         resumed_at = time.monotonic()
-        during = [t for t in starts if paused_at[0] < t < resumed_at]
+        during = [t for t in starts if paused_at < t < resumed_at]
         controller.resume()
-    assert len(during) <= 1  # at most the batch already under way when Pause was pressed
-    assert done.args[0].embedded == 7 and any(t > resumed_at for t in starts)
+    assert during == []  # the batch under way finished; none started while paused
+    assert done.args[0].embedded == 7 and sum(t > resumed_at for t in starts) == 6
     controller.shutdown()
 
 
