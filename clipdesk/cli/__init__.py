@@ -45,8 +45,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _launch_app(args) -> int:
-    # The CLI's one import of the GUI (the layers contract in pyproject.toml names it).
+    # The CLI's one import of the GUI (the layers contract in pyproject.toml names it). gui.app imports
+    # PySide6 only once a display is found, so an install without the gui extra is told here, whatever
+    # the display.
+    import importlib.util
+
     try:
+        if importlib.util.find_spec("PySide6") is None:
+            raise ImportError("PySide6")
         from clipdesk.gui.app import run  # type: ignore[import-not-found]
     except ImportError:
         print(
