@@ -7,10 +7,12 @@ are started with ``spawn``: ``fork`` deadlocks once torch is loaded.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 from clipdesk.imageio import PhotoInfo, ignore_sigint, read_many
 
@@ -56,6 +58,28 @@ def decode(
         pools.shutdown()
 
 
+@contextmanager
+def _deaf_to_ctrl_c():
+    """Start workers with SIGINT blocked (they inherit this thread's signal mask).
+
+    A terminal's Ctrl-C goes to the whole process group. A worker still
+    importing when it arrives, before its initializer ignores SIGINT, would
+    print a KeyboardInterrupt traceback; blocked, it never lands in one, and
+    the parent stops the workers itself. ProcessPoolExecutor starts workers in
+    ``submit``, so submits go through here; a Ctrl-C meant for this process
+    waits the few microseconds of a submit. Works from any thread, unlike
+    ``signal.signal`` (the app indexes on its inference thread).
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no process-group Ctrl-C of this kind
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     ctx = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=ignore_sigint)
@@ -73,11 +97,12 @@ class _Pools:
         self.solo: ProcessPoolExecutor | None = None
 
     def submit(self, chunk: list[str]) -> tuple[list[str], Future, ProcessPoolExecutor]:
-        try:
-            return chunk, self.pool.submit(self.reader, chunk, *self.args), self.pool
-        except BrokenProcessPool:  # broke since the last collect
-            self._replace(self.pool)
-            return chunk, self.pool.submit(self.reader, chunk, *self.args), self.pool
+        with _deaf_to_ctrl_c():
+            try:
+                return chunk, self.pool.submit(self.reader, chunk, *self.args), self.pool
+            except BrokenProcessPool:  # broke since the last collect
+                self._replace(self.pool)
+                return chunk, self.pool.submit(self.reader, chunk, *self.args), self.pool
 
     def collect(self, chunk: list[str], fut: Future, pool: ProcessPoolExecutor) -> list[Result]:
         try:
@@ -101,7 +126,9 @@ class _Pools:
             if self.solo is None:
                 self.solo = _new_pool(1)
             try:
-                results.extend(self.solo.submit(self.reader, [path], *self.args).result())
+                with _deaf_to_ctrl_c():
+                    future = self.solo.submit(self.reader, [path], *self.args)
+                results.extend(future.result())
             except BrokenProcessPool:
                 results.append((path, None, CRASHED))
                 self.solo.shutdown(wait=True)
