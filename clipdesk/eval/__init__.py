@@ -1,0 +1,1 @@
+"""Retrieval evaluation: metrics, benchmarks built from the shared photos, ``clipdesk eval retrieval``."""
