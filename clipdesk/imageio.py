@@ -297,6 +297,14 @@ def _decode(data: bytes, st: tuple[int, int], digest: str, target: int | None, s
     return info
 
 
+def model_input(image: Image.Image, size: int, squash: bool = False) -> np.ndarray:
+    """The model's ``size`` x ``size`` uint8 input from an upright image in memory, exactly as a file gets it.
+
+    For images made in memory (the retrieval benchmark's transformed copies, tuning's views).
+    """
+    return _model_input(image, size, squash)
+
+
 def _model_input(im: Image.Image, target: int, squash: bool, orientation: int = 1) -> np.ndarray:
     """The model's input square from the stored (un-rotated) image.
 
