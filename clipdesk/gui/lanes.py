@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import count
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from clipdesk.jobs import CancelToken, Progress
@@ -193,7 +194,7 @@ class TaskManager(QObject):
         task.finished = True
         self._live.discard(task)
         if not task.cancelled and task.on_done is not None:
-            task.on_done(result)
+            _call_unless_gone(task.on_done, result)
 
     def _deliver_failed(self, task: Task, exc: BaseException) -> None:
         task.finished = True
@@ -201,7 +202,7 @@ class TaskManager(QObject):
         if task.cancelled:
             return
         if task.on_failed is not None:
-            task.on_failed(exc)
+            _call_unless_gone(task.on_failed, exc)
         else:
             log.error("background task failed: %s", exc, exc_info=exc)
 
@@ -214,6 +215,24 @@ class TaskManager(QObject):
             if not task.started:
                 task.cancel()
         self.wait(timeout_ms)
+
+
+def _call_unless_gone(callback: Callable[[object], None], value) -> None:
+    """Deliver a result, unless the widget it was for has been closed meanwhile.
+
+    A signal connected to a slot is dropped by Qt when the receiver goes; a
+    callback is ours to drop: a bound method of a deleted QObject is skipped,
+    and a closure that reaches a deleted widget stops at shiboken's error.
+    """
+    target = getattr(callback, "__self__", None)
+    if isinstance(target, QObject) and not shiboken6.isValid(target):
+        return
+    try:
+        callback(value)
+    except RuntimeError as exc:
+        if "already deleted" not in str(exc):
+            raise
+        log.debug("a result arrived for a closed widget: %s", exc)
 
 
 _default: TaskManager | None = None

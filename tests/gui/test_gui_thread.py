@@ -320,3 +320,28 @@ def test_the_term_types_a_search_sends(session):
     """The window never looks a query image up itself: it sends a file term, the controller resolves it."""
     window, _ = session
     assert window._image_term("/x/y.jpg") == Term("file", "/x/y.jpg")  # noqa: SLF001
+
+
+def test_a_result_for_a_closed_widget_is_dropped(qtbot):
+    """A read finishing after its widget closed must not touch it (Qt drops signals to deleted receivers;
+    the task manager does the same for callbacks)."""
+    from PySide6.QtWidgets import QLabel
+
+    from clipdesk.gui.lanes import Lane, TaskManager
+
+    tasks = TaskManager()
+    gate = threading.Event()
+    label = QLabel()
+    bound = tasks.run(Lane.IO, lambda: (gate.wait(10), "late")[1], label.setText)
+    closure = tasks.run(Lane.IO, lambda: (gate.wait(10), "late")[1], lambda text: label.setText(text))
+    label.deleteLater()
+    qtbot.wait(50)  # the label is gone before the results arrive
+    gate.set()
+    qtbot.waitUntil(lambda: bound.finished and closure.finished, timeout=10000)  # no exception reached Qt
+    seen = []
+    kept = QLabel()
+    qtbot.addWidget(kept)
+    tasks.run(Lane.IO, lambda: "on time", lambda text: (kept.setText(text), seen.append(text)))
+    qtbot.waitUntil(lambda: seen == ["on time"], timeout=10000)  # control: a live widget still gets its result
+    assert kept.text() == "on time"
+    tasks.shutdown()
