@@ -37,6 +37,12 @@ class QueryError(ClipdeskError):
     exit_code = 2
 
 
+class TrainingUnavailable(ClipdeskError):
+    """Training (tuning, the caption decoder) needs PyTorch, which this installation lacks."""
+
+    exit_code = 3
+
+
 class NotIndexed(ClipdeskError):
     """The library has no embeddings for the requested model."""
 
