@@ -125,7 +125,7 @@ def cmd_eval_retrieval(args) -> int:
     if options.transforms is None:
         raise QueryError("eval retrieval: --transforms names none.")
     lib = library(args)
-    encoder = engine(args, lib, args.batch_size)
+    encoder = engine(args, lib, args.batch_size, tuned=True)  # a tuned library is judged as it searches
     with sigint_cancels(CancelToken()) as token, ProgressBar(not args.json, desc="encoding") as bar:
         result = evaluate_retrieval(encoder, options, lib, Embedder(encoder, args.batch_size, bar.count, token))
     result = {"model": model_name(encoder.spec), **result}

@@ -29,6 +29,7 @@ def cmd_index(args) -> int:
     from clipdesk.indexer import index
     from clipdesk.jobs import CancelToken
     from clipdesk.store.db import MODEL_META
+    from clipdesk.tuning.manage import refresh  # photos new since a tuning get their tuned vectors too
 
     lib = library(args)
     for path in args.paths:
@@ -40,7 +41,8 @@ def cmd_index(args) -> int:
     config = CoreConfig(batch_size=args.batch_size, decode_workers=args.workers)
     with sigint_cancels(CancelToken()) as token, ProgressBar(not args.json, phase="indexing") as bar:
         report = index(lib, args.paths, encoder, config, progress=bar, cancel=token)
-    data = {"library": str(lib.root), "model": encoder.spec.name, **vars(report)}
+        tuned = 0 if report.cancelled else refresh(lib, encoder, bar, token)
+    data = {"library": str(lib.root), "model": encoder.spec.name, **vars(report), "tuned_vectors_written": tuned}
     human = [
         f"{'Stopped' if report.cancelled else 'Indexed'}: {report.found} photos found, {report.new} new, "
         f"{report.changed} changed, {report.moved} moved, {report.unchanged} unchanged, "
@@ -63,11 +65,13 @@ def cmd_status(args) -> int:
     from clipdesk.engine.registry import DEFAULT_PRESET, resolve
     from clipdesk.store.db import MODEL_META
     from clipdesk.store.models import Embedding, Folder, Photo, ScanError
+    from clipdesk.tuning.active import unwrap
 
     lib = library(args)
     model = args.model or lib.get_meta(MODEL_META)
     spec = resolve(model)
-    key = engine(args, lib).key  # the precision in use is part of the identity
+    encoder = engine(args, lib, tuned=True)
+    key = unwrap(encoder).key  # the precision in use is part of the identity
     with lib.session() as s:
         photos = s.scalar(select(func.count()).select_from(Photo).where(Photo.missing_since.is_(None)))
         missing = s.scalar(select(func.count()).select_from(Photo).where(Photo.missing_since.is_not(None)))
@@ -90,12 +94,15 @@ def cmd_status(args) -> int:
         "model_is_default": model is None or model == DEFAULT_PRESET,
         "photos": photos, "embedded": embedded, "not_embedded": photos - embedded, "missing": missing,
         "errors": errors, "folders": folders, "search_mode": "hnsw" if embedded >= hnsw_min else "exact",
+        "search_key": encoder.key, "tuned": encoder.key != key,
     }
     human = [
         f"Library: {lib.root}",
         f"Model:   {spec.label}",
         f"Photos:  {photos} ({embedded} embedded, {photos - embedded} waiting), {missing} gone from disk",
         f"Errors:  {errors}" + (" (clipdesk errors lists them)" if errors else ""),
+        *([f"Tuning:  searches use {encoder.key} (clipdesk tune --status; --revert undoes it)"] if data["tuned"]
+          else []),
         "Folders:",
         *[f"  {f['photos']:7d}  {f['path']}" + ("" if f["complete"] else "  (scan not finished)") for f in folders],
     ]

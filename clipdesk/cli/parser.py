@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from clipdesk import __version__
-from clipdesk.cli import captions, labels, library, models, search
+from clipdesk.cli import captions, labels, library, models, search, tune
 from clipdesk.cli import eval as eval_commands
 from clipdesk.cli.options import HELP, OptionTable, global_options, option, query_argv
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_commands.add_parsers(sub, common)
     labels.add_parsers(sub, common)
     captions.add_parsers(sub, common)
+    tune.add_parsers(sub, common)
     return p
 
 

@@ -91,7 +91,7 @@ def _searcher(args):
     from clipdesk.search import Searcher
 
     lib = library(args)
-    encoder = engine(args, lib)
+    encoder = engine(args, lib, tuned=True)
     require_indexed(args, lib, encoder)
     return Searcher(lib, encoder, CoreConfig().hnsw_min_size, cutoff=not encoder.spec.random_init), encoder
 

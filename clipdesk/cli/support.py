@@ -28,15 +28,25 @@ def library(args) -> Library:
     return Library(library_dir(args.library))
 
 
-def engine(args, lib: Library, batch_size: int = 32):
-    """The engine for ``--model`` (or the library's last model), ``--device`` and ``--precision``; not loaded yet."""
+def engine(args, lib: Library, batch_size: int = 32, tuned: bool = False):
+    """The engine for ``--model`` (or the library's last model), ``--device`` and ``--precision``; not loaded yet.
+
+    ``tuned``: in the library's tuned space when it has an active tuning of
+    that model (searching and retrieval evaluation); indexing, labels and
+    captions always work with the base vectors, which a tuning never replaces.
+    """
     from clipdesk.engine.backend import make_engine  # torch, or ONNX Runtime in the packaged app
     from clipdesk.engine.registry import resolve
     from clipdesk.store.db import MODEL_META
 
     spec = resolve(args.model or lib.get_meta(MODEL_META))
     check_device(args.device)
-    return make_engine(spec, device=args.device, batch_size=batch_size, precision=getattr(args, "precision", "auto"))
+    base = make_engine(spec, device=args.device, batch_size=batch_size, precision=getattr(args, "precision", "auto"))
+    if not tuned:
+        return base
+    from clipdesk.tuning.active import wrap_engine
+
+    return wrap_engine(lib, base)
 
 
 def check_device(device: str) -> None:
