@@ -75,12 +75,12 @@ def _drive(out: Path, model: str, work: Path) -> int:
             app.processEvents()
             time.sleep(0.02)
 
-    def shot(name: str) -> None:
+    def shot(name: str, widget=None) -> None:
         for _ in range(20):
             app.processEvents()
             time.sleep(0.02)
         path = out / f"{name}.png"
-        window.grab().save(str(path))
+        (widget or window).grab().save(str(path))
         print(f"saved {path}")
 
     photos = work / "photos"
@@ -122,6 +122,11 @@ def _drive(out: Path, model: str, work: Path) -> int:
     window.grid.setCurrentIndex(window.grid_model.index(3))
     QTest.qWait(500)
     shot("5-detail-panel")
+
+    tune = window.tune_for_library()  # Tools ▸ Tune for my library…, before any tuning
+    wait(lambda: tune.status is not None)
+    shot("6-tune-dialog", tune)
+    tune.close()
     window.close()
     controller.shutdown()
     return 0

@@ -5,6 +5,11 @@ flow (drop → index → search) can be tested on its own. Nothing here touches
 the database on the GUI thread: reads go to ``Lane.IO``, writes to
 ``Lane.WRITER`` (the library's ``writer`` hands them there from any lane),
 the model to ``Lane.INFERENCE`` (``gui/lanes.py``).
+
+A tuned library ("Tune for my library", ``clipdesk.tuning``) is searched
+through ``tuning.active.wrap_engine``, looked up at each search's encoding
+step, so a tune or a revert takes effect at the next search; ``self.engine``
+stays the base engine, which indexing and tuning work with.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -24,6 +29,7 @@ from clipdesk.gui.lanes import Job, JobQueue, Lane, TaskManager, default_tasks
 from clipdesk.search import NULL_PROMPTS, Filters, Searcher, Term
 from clipdesk.store.db import MODEL_META, Library
 from clipdesk.store.queries import find_photo, folder_summaries
+from clipdesk.tuning.active import unwrap, wrap_engine
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,10 @@ class LibraryController(QObject):
     feedback_saved = Signal(int, str, bool)  # photo id, label, accepted
     feedback_failed = Signal(object)  # exception
     library_changed = Signal()  # folder counts may have changed
+    tune_finished = Signal(object)  # tuning.run.TuneReport (kept, rolled back or stopped)
+    tune_failed = Signal(object)  # exception (a QueryError: too few photos)
+    tuning_reverted = Signal(object)  # tuning.manage.revert's counts
+    tuning_changed = Signal()  # what searches use may have changed: a tune was kept, or reverted
 
     def __init__(self, library_root: Path, model: str | None = None, device: str = "auto",
                  config: CoreConfig | None = None, parent: QObject | None = None, precision: str = "auto",
@@ -180,14 +190,18 @@ class LibraryController(QObject):
     def add_roots(self, paths: list[str]) -> None:
         """Add folders/files to the library and index them, one job after another."""
         from clipdesk.indexer import index
+        from clipdesk.tuning.manage import refresh
 
         roots = [os.path.abspath(p) for p in paths]
-        engine, library, config = self.engine, self.library, self.config
+        engine, library, config = unwrap(self.engine), self.library, self.config
 
         def job(progress, cancel):
             report = index(library, roots, engine, config, progress=progress, cancel=cancel)
             if not report.cancelled:
                 library.set_meta(MODEL_META, engine.spec.name)
+                # Indexing stores base vectors (so a revert stays exact); a tuned library's new photos
+                # then get their tuned vectors, derived from those (numpy, no model).
+                refresh(library, engine, lambda p: p.total and progress(p), cancel)
             return report
 
         names = ", ".join(os.path.basename(r) or r for r in roots)
@@ -293,6 +307,55 @@ class LibraryController(QObject):
     def cancel(self) -> None:
         self.jobs.cancel()
 
+    # -- tuning -------------------------------------------------------------------------
+
+    def tuning_status(self, on_done, on_failed=None) -> None:
+        """``tuning.manage.tuning_status`` read on the IO lane (it also reads the heads file)."""
+        from clipdesk.tuning.manage import tuning_status
+
+        library = self.library
+        self.read(lambda: tuning_status(library), on_done, on_failed)
+
+    def tune(self, options) -> Job:
+        """Tune the library's space for the base model, as a job on the inference lane (status bar: progress,
+        cancel); ``tune_finished(report)`` or ``tune_failed(exc)`` follow. ``options``: ``tuning.run.TuneOptions``;
+        without ``coco``, text search is also checked on the shared coco_mini when there is one."""
+        from clipdesk.tuning import run
+
+        engine, library = unwrap(self.engine), self.library
+
+        def job(progress, cancel):
+            chosen = options if options.coco is not None else replace(options, coco=_shared_coco())
+            return run.tune(library, engine, chosen, progress=progress, cancel=cancel)
+
+        return self.jobs.submit(Job("tune", "Tuning for this library", job, Lane.INFERENCE,
+                                    on_done=self._on_tuned, on_failed=self.tune_failed.emit))
+
+    def revert_tuning(self, on_failed=None) -> None:
+        """``tuning.manage.revert`` on the writer lane, ``tuning_reverted(counts)`` after it. Its writes run there
+        in one go (``TaskManager.call`` is re-entrant on its own lane), so no other write lands in the middle.
+        Not while a tune job is queued or running: it writes the vectors a revert removes."""
+        from clipdesk.tuning.manage import revert
+
+        if self.jobs.jobs("tune"):
+            raise ClipdeskError("A tuning is running: cancel it (or let it finish) before reverting.")
+        library = self.library
+        self.write(lambda: revert(library), self._on_reverted, on_failed)
+
+    def _on_tuned(self, report) -> None:
+        self._searches_changed()
+        self.tune_finished.emit(report)
+
+    def _on_reverted(self, result: dict) -> None:
+        self._searches_changed()
+        self.tuning_reverted.emit(result)
+
+    def _searches_changed(self) -> None:
+        with self._searchers_lock:
+            self._searchers.clear()  # the next search wraps the engine anew (``wrap_engine``)
+        self.tuning_changed.emit()
+        self.library_changed.emit()
+
     # -- search ---------------------------------------------------------------------
 
     def search(self, request: SearchRequest) -> int:
@@ -317,24 +380,27 @@ class LibraryController(QObject):
             return terms
 
         def encode(terms):
+            # The tuned space when the library has an active tuning of this model (a meta read and a cached
+            # heads file: inference lane, never the GUI thread); its key names the vectors searched below.
+            space = wrap_engine(library, engine)
             texts = sorted({str(t.value) for t in terms if t.kind == "text"})
             files = sorted({str(t.value) for t in terms if t.kind == "file"})
-            if engine.key not in self._null:
-                self._null[engine.key] = engine.encode_text(list(NULL_PROMPTS))
-            text_vecs = dict(zip(texts, engine.encode_text(texts), strict=True)) if texts else {}
-            text_vecs.update(zip(NULL_PROMPTS, self._null[engine.key], strict=True))
-            file_vecs = dict(zip(files, engine.encode_files(files), strict=True)) if files else {}
-            return terms, _Encoded(engine, text_vecs, file_vecs)
+            if space.key not in self._null:
+                self._null[space.key] = space.encode_text(list(NULL_PROMPTS))
+            text_vecs = dict(zip(texts, space.encode_text(texts), strict=True)) if texts else {}
+            text_vecs.update(zip(NULL_PROMPTS, self._null[space.key], strict=True))
+            file_vecs = dict(zip(files, space.encode_files(files), strict=True)) if files else {}
+            return terms, _Encoded(space, text_vecs, file_vecs)
 
         def run_search(encoded):
             terms, encoder = encoded
             with self._searchers_lock:
                 generation = library.vectors_generation()
-                cached = self._searchers.get(engine.key)
+                cached = self._searchers.get(encoder.key)
                 if cached is None or cached[0] != generation:
                     cached = (generation, Searcher(library, encoder, self.config.hnsw_min_size,
-                                                   cutoff=not engine.spec.random_init))
-                    self._searchers[engine.key] = cached
+                                                   cutoff=not encoder.spec.random_init))
+                    self._searchers[encoder.key] = cached
                 searcher = cached[1]
                 searcher.engine = encoder
                 return searcher.search(terms, k=request.k, filters=request.filters, show_all=request.show_all)
@@ -353,3 +419,11 @@ class LibraryController(QObject):
         self.jobs.cancel_all()
         self.tasks.shutdown(timeout_ms)
         self.library.close()
+
+
+def _shared_coco():
+    """The shared data's coco_mini folder, or None (looks at the disk: not on the GUI thread)."""
+    from clipdesk.eval.data import COCO, shared_data_root
+
+    root = shared_data_root()
+    return root / COCO if root is not None and (root / COCO).is_dir() else None

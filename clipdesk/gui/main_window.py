@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
@@ -41,6 +42,7 @@ from clipdesk.gui.panels.search_panel import QueryRequest, SearchBar
 from clipdesk.gui.settings import Settings
 from clipdesk.gui.sidebar import Sidebar
 from clipdesk.gui.thumbnails import ThumbnailLoader
+from clipdesk.gui.tune_dialog import TuneDialog, summary
 from clipdesk.gui.views.thumbnail_grid import ThumbnailGrid
 from clipdesk.imageio import is_supported
 from clipdesk.search import Term, parse_text_query
@@ -67,6 +69,7 @@ class MainWindow(QMainWindow):
         self._browse_generation = 0
         self._indexing_roots: list[str] = []
         self._details_seq = 0
+        self.tune_dialog: TuneDialog | None = None
         self._build()
         self._connect()
         self._restore()
@@ -151,6 +154,7 @@ class MainWindow(QMainWindow):
         self._action(tools, "&Label photos", self.controller.run_labels)
         self.review_action = self._action(tools, "&Review labels…", lambda: self.labels.review(), "Ctrl+R")
         self.label_editor_action = self._action(tools, "Label &editor…", lambda: self.labels.edit())
+        self.tune_action = self._action(tools, "&Tune for my library…", self.tune_for_library)
         self._action(tools, "&Model settings…", self.model_settings)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
@@ -255,6 +259,8 @@ class MainWindow(QMainWindow):
 
     def _on_job_progress(self, job, st) -> None:
         verb = self._VERBS.get(st.phase, "Indexing" if job.kind == "index" else job.title.split(" ")[0])
+        if job.kind == "tune":
+            verb = f"Tuning ({st.phase})"  # views, image head (epochs), captions, writing tuned vectors, …
         if not self.controller.paused:
             if job.kind == "index" and st.phase == "indexing":
                 names = ", ".join(os.path.basename(r) or r for r in self._indexing_roots) or "photos"
@@ -265,7 +271,7 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, st.total)
             self.progress.setValue(st.done)
         parts = [f"{verb} {st.done:,} / {st.total:,}"] if st.total else [f"Scanning… {st.done:,} files"]
-        if st.rate:
+        if st.rate and job.kind != "tune":
             parts.append(f"{st.rate:.1f} photos/s")
         if st.eta_s is not None:
             parts.append(f"ETA {int(st.eta_s) // 60}:{int(st.eta_s) % 60:02d}")
@@ -288,6 +294,8 @@ class MainWindow(QMainWindow):
         elif job.kind == "captions":
             verb = "Stopped" if report.cancelled else "Captioned"
             text = f"{verb}: {report.captioned:,} of {report.todo:,} photos."
+        elif job.kind == "tune":
+            text = summary(report)
         else:
             text = f"{job.title}: {'stopped' if job.token.cancelled else 'done'}."
         self.status_label.setText(text)
@@ -308,6 +316,8 @@ class MainWindow(QMainWindow):
             for root in self._indexing_roots:
                 self.sidebar.set_folder_state(root, "")
             self._indexing_roots = []
+        if job.kind == "tune" and self._tune_dialog_open():
+            return  # the dialog says why (too few photos, …)
         show_error(self, exc)
 
     def _hide_progress(self) -> None:
@@ -533,6 +543,20 @@ class MainWindow(QMainWindow):
             self.settings.model_spec = dialog.selected_spec()
             self.settings.model_device = dialog.selected_device()
             self.settings.model_precision = dialog.selected_precision()
+
+    def tune_for_library(self) -> TuneDialog:
+        """Tools ▸ Tune for my library…: non-modal, one at a time, deleted on close."""
+        if self._tune_dialog_open():
+            self.tune_dialog.raise_()
+            self.tune_dialog.activateWindow()
+            return self.tune_dialog
+        self.tune_dialog = TuneDialog(self.controller, self)
+        self.tune_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.tune_dialog.show()
+        return self.tune_dialog
+
+    def _tune_dialog_open(self) -> bool:
+        return self.tune_dialog is not None and shiboken6.isValid(self.tune_dialog) and self.tune_dialog.isVisible()
 
     def show_errors(self) -> None:
         ErrorsDialog(self.controller.library, self, tasks=self.controller.tasks).exec()

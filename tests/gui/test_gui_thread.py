@@ -2,7 +2,7 @@
 
 Launch the app, drop a folder, let it index, select photos (details, preview),
 search by text and by example, open the dialogs, label and review, caption,
-export sidecars, with ``Library.session`` and every way a photo file gets
+export sidecars, ask for a tune and a revert, with ``Library.session`` and every way a photo file gets
 opened (``open``, ``os.open``, Pillow) recording the calls made on the GUI
 thread. The lanes do the work; the session must leave the tripwires untouched.
 A control shows the tripwires fire when the GUI thread does read.
@@ -168,6 +168,12 @@ def test_a_whole_session_leaves_the_gui_thread_alone(session, qtbot, photos, mon
                           check_params_cb=lambda job, _r: job.kind == "export"):
         monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
         window.labels.export_xmp()
+    tune = window.tune_for_library()  # status on the IO lane, the tune job on the inference lane
+    qtbot.waitUntil(lambda: tune.status is not None, timeout=10000)
+    with qtbot.waitSignal(controller.tune_failed, timeout=60000):  # 7 photos: too few, said in the dialog
+        tune.tune_button.click()
+    with qtbot.waitSignal(controller.tuning_reverted, timeout=30000):  # nothing to revert; the round trip is the point
+        tune.revert()  # QMessageBox.question answers Yes (above)
     controller.tasks.wait()
     qtbot.wait(50)  # deliver what the lanes posted last
     assert wires.hits == [], "\n\n".join(wires.hits[:3])
