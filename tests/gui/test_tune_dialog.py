@@ -11,7 +11,6 @@ tuning made by hand.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 from pathlib import Path
@@ -23,7 +22,6 @@ import shiboken6
 from PySide6.QtWidgets import QMessageBox
 
 from clipdesk.config import CoreConfig
-from clipdesk.engine.base import InputSpec
 from clipdesk.errors import QueryError
 from clipdesk.gui.controller import LibraryController, SearchRequest
 from clipdesk.gui.lanes import Lane, current_lane
@@ -37,92 +35,33 @@ from clipdesk.store.vectors import load_vectors
 from clipdesk.tuning import state
 from clipdesk.tuning.heads import Head, Heads, save_heads
 from clipdesk.tuning.run import TuneOptions, TuneReport
-from clipdesk.tuning.views import HELDOUT_KINDS, TRAIN_KINDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from _tuning_space import CodedViews, GeneratedEngine, Generator  # noqa: E402
 from _vecdb import add_photos  # noqa: E402
 
 KEY = "test:gui-tuning"
-DIM, ID, NUIS, N = 64, 40, 16, 120
-KINDS = TRAIN_KINDS + HELDOUT_KINDS
+N = 120
 FIGURES = {"near_duplicates": {"n": 24, "mAP@100": 0.25, "R@1": 0.125},
            "heldout_captions": {"n": 24, "R@1": 0.5, "R@5": 0.75, "R@10": 0.875}}
 AFTER = {"near_duplicates": {"n": 24, "mAP@100": 0.4, "R@1": 0.25},
          "heldout_captions": {"n": 24, "R@1": 0.5, "R@5": 0.75, "R@10": 0.875}}
 
 
-def unit(v):
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+class SpaceEngine(GeneratedEngine):
+    """The constructed space's engine as the app holds it (a spec, a device), recording the threads it ran on."""
 
-
-class Space:
-    """The constructed embedding space: identities in ID dims, edits along NUIS nuisance dims, all rotated."""
-
-    def __init__(self, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self.rot = np.linalg.qr(rng.normal(size=(DIM, DIM)))[0]
-        centres = unit(rng.normal(size=(10, ID)))
-        self.ids = unit(centres[rng.integers(0, 10, N)] + 0.75 * rng.normal(size=(N, ID)) / np.sqrt(ID))
-        self.style = 0.3 * rng.normal(size=(N, NUIS)) / np.sqrt(NUIS)
-        self.kind_dir = unit(rng.normal(size=(len(KINDS), NUIS)))
-
-    def _embed(self, identity, nuisance, rng) -> np.ndarray:
-        return unit(self.rot @ np.concatenate([identity, nuisance, 0.03 * rng.normal(size=DIM - ID - NUIS)]))
-
-    def original(self, i: int) -> np.ndarray:
-        return self._embed(self.ids[i], self.style[i], np.random.default_rng([1, i]))
-
-    def view(self, i: int, kind: int, j: int, seed: int) -> np.ndarray:
-        rng = np.random.default_rng([2, i, kind, j, seed])
-        edit = 1.3 * (self.kind_dir[kind] * rng.uniform(0.7, 1.3) + 0.5 * rng.normal(size=NUIS) / np.sqrt(NUIS))
-        return self._embed(self.ids[i], self.style[i] + edit, rng)
-
-    def text(self, text: str) -> np.ndarray:
-        rng = np.random.default_rng(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
-        if not text.startswith("photo "):
-            return unit(rng.normal(size=DIM))  # the generic prompts: unrelated to any photo
-        identity = self.ids[int(text.split()[1])] + 0.9 * rng.normal(size=ID) / np.sqrt(ID)
-        return unit(self.rot @ np.concatenate([identity, 0.2 * rng.normal(size=DIM - ID) / np.sqrt(DIM - ID)]))
-
-
-class CodedViews:
-    """A view as a 2x2 pixel code (photo id, kind, index, seed) that ``SpaceEngine`` turns into its vector."""
-
-    train_kinds, heldout_kinds = TRAIN_KINDS, HELDOUT_KINDS
-
-    def render(self, photo_id, path, kinds, seed):
-        out = np.zeros((len(kinds), 2, 2, 3), np.uint8)
-        for j, kind in enumerate(kinds):
-            out[j, 0, 0] = [photo_id >> 16, (photo_id >> 8) & 255, photo_id & 255]
-            out[j, 0, 1] = [KINDS.index(kind), j, seed & 255]
-        return out
-
-
-class SpaceEngine:
-    """The base engine over ``Space``: library photo id ``i + 1`` is the space's photo ``i``."""
-
-    key, dim, precision, batch_size = KEY, DIM, "fp32", 64
+    key = KEY
     spec = SimpleNamespace(name="constructed", label="constructed", random_init=True)
     device = "cpu"
 
-    def __init__(self, space: Space) -> None:
-        self.space = space
+    def __init__(self, space: Generator) -> None:
+        super().__init__(space)
         self.threads: set[str] = set()
-
-    def input_spec(self):
-        return InputSpec(2, False)
 
     def encode_pixels(self, pixels):
         self.threads.add(threading.current_thread().name)
-        return np.stack([self.space.view(((int(p[0, 0, 0]) << 16) | (int(p[0, 0, 1]) << 8) | int(p[0, 0, 2])) - 1,
-                                         int(p[0, 1, 0]), int(p[0, 1, 1]), int(p[0, 1, 2])) for p in pixels]
-                        ).astype(np.float32)
-
-    def encode_text(self, texts):
-        return np.stack([self.space.text(t) for t in texts]).astype(np.float32)
-
-    def encode_files(self, paths):
-        raise AssertionError("the constructed space has no files")
+        return super().encode_pixels(pixels)
 
 
 @pytest.fixture
@@ -136,7 +75,7 @@ def constructed(qtbot, tmp_path, monkeypatch, no_coco):
     """A controller whose library holds N photos with constructed base vectors and two captions each."""
     controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
                                    config=CoreConfig(decode_workers=0))
-    space = Space()
+    space = Generator(N, dups=0)
     controller.engine = controller.search_engine = SpaceEngine(space)
     ids = add_photos(controller.library, KEY, [{"path": f"/constructed/p{i}.jpg", "vector": space.original(i)}
                                                for i in range(N)])
