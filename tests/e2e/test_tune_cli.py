@@ -18,7 +18,7 @@ from PIL import Image
 
 from clipdesk.tuning.views import HELDOUT_KINDS, TRAIN_KINDS
 
-QUERIES = (("search", "a dog running on the grass"), ("search", "a plate of food"))
+QUERIES = (("search", "a dog running on the grass"),)  # one text and one similar search: each is a CLI start
 
 
 def _add_user_captions(library, coco) -> int:
