@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 from PySide6.QtCore import Qt
@@ -48,10 +49,16 @@ def test_caption_selected_writes_captions_and_the_hand_edit_survives(qtbot, inde
     qtbot.mouseClick(panel.caption_selected_button, Qt.LeftButton)  # nothing selected: no job
     assert not panel.running and "Select photos" in panel.status.text()
     panel.selected_ids = lambda: list(selected)
+    # The job waits at its start until the cancel is in: on a loaded machine the worker could otherwise
+    # caption all three photos before the GUI thread gets to cancel.
+    gate, load = threading.Event(), panel._captioner
+    panel._captioner = lambda *a: (gate.wait(30), load(*a))[1]
     with qtbot.waitSignal(panel.job_finished, timeout=60000) as done:
         panel.run_job(None)
         panel.cancel()  # before the first batch: nothing written, the next run does it all
+        gate.set()
     assert done.args[0].cancelled and done.args[0].captioned == 0
+    panel._captioner = load
     qtbot.waitUntil(lambda: not panel.running)
 
     with qtbot.waitSignal(panel.job_finished, timeout=60000) as done:
