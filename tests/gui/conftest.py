@@ -36,6 +36,25 @@ def fresh_lanes():
 
 
 @pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window on an empty library with the tiny test model, loaded."""
+    from clipdesk.config import CoreConfig
+    from clipdesk.gui.controller import LibraryController
+    from clipdesk.gui.main_window import MainWindow
+    from clipdesk.gui.settings import Settings
+
+    controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
+                                   config=CoreConfig(decode_workers=0, batch_size=4))
+    win = MainWindow(controller, Settings())
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(controller.model_state, timeout=60000, check_params_cb=lambda s, m: s == "ready"):
+        controller.load_model()
+    yield win
+    controller.shutdown()
+
+
+@pytest.fixture
 def photos(tmp_path, coco_images):
     """Six real photos and a re-encoded, rescaled copy of the first (``copy_small.jpg``)."""
     import shutil

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -13,19 +12,6 @@ from clipdesk.config import CoreConfig
 from clipdesk.gui.controller import LibraryController
 from clipdesk.gui.main_window import PAGE_DROP, PAGE_GRID, MainWindow
 from clipdesk.gui.settings import Settings
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
-                                   config=CoreConfig(decode_workers=0, batch_size=4))
-    win = MainWindow(controller, Settings())
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(controller.model_state, timeout=60000, check_params_cb=lambda s, m: s == "ready"):
-        controller.load_model()
-    yield win
-    controller.shutdown()
 
 
 def drop(widget, paths) -> None:

@@ -25,8 +25,6 @@ from clipdesk.config import CoreConfig
 from clipdesk.errors import QueryError
 from clipdesk.gui.controller import LibraryController, SearchRequest
 from clipdesk.gui.lanes import Lane, current_lane
-from clipdesk.gui.main_window import MainWindow
-from clipdesk.gui.settings import Settings
 from clipdesk.gui.tune_dialog import TuneDialog
 from clipdesk.jobs import Progress
 from clipdesk.search import Term
@@ -85,17 +83,6 @@ def constructed(qtbot, tmp_path, monkeypatch, no_coco):
             s.add(Caption(photo_id=pid, text=f"photo {i} by hand", source="user"))
     monkeypatch.setattr("clipdesk.tuning.run.PhotoViews", lambda spec: CodedViews())
     yield controller
-    controller.shutdown()
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
-                                   config=CoreConfig(decode_workers=0, batch_size=4))
-    win = MainWindow(controller, Settings())
-    qtbot.addWidget(win)
-    win.show()
-    yield win
     controller.shutdown()
 
 
