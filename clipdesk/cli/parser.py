@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from clipdesk import __version__
-from clipdesk.cli import captions, labels, library, models, search, tune
+from clipdesk.cli import captions, duplicates, labels, library, models, ocr, search, tune
 from clipdesk.cli import eval as eval_commands
 from clipdesk.cli.options import HELP, OptionTable, global_options, option, query_argv
 
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_parsers(sub, common)
     captions.add_parsers(sub, common)
     tune.add_parsers(sub, common)
+    ocr.add_parsers(sub, common)
+    duplicates.add_parsers(sub, common)
     return p
 
 

@@ -161,3 +161,9 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# -- OCR (migration 0003) ----------------------------------------------------------
+
+
+# -- duplicates (migration 0004) ---------------------------------------------------

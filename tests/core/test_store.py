@@ -44,7 +44,7 @@ def test_library_folder_is_marked_and_reopens(tmp_path):
     with again.session() as s:
         assert s.scalar(select(Photo.path)) == "/x/a.jpg"
     version = sqlite3.connect(tmp_path / "lib" / "clipdesk.db").execute("select * from alembic_version").fetchall()
-    assert version == [("0002",)]
+    assert version == [("0004",)]
 
 
 def test_generation_counts_every_embedding_change(library):

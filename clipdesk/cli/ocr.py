@@ -1,0 +1,7 @@
+"""``clipdesk ocr``."""
+
+from __future__ import annotations
+
+
+def add_parsers(sub, common) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Words in photos: an optional background OCR pass (RapidOCR on ONNX Runtime), stored and searchable."""
