@@ -142,7 +142,7 @@ FTS_TABLE = "captions_fts"
 
 
 def is_mapped_table(name: str) -> bool:
-    return not name.startswith(FTS_TABLE)
+    return not name.startswith((FTS_TABLE, OCR_FTS_TABLE))
 
 
 class ScanError(Base):
@@ -165,5 +165,75 @@ class Meta(Base):
 
 # -- OCR (migration 0003) ----------------------------------------------------------
 
+# The trigram index over each photo's folded OCR text (``ocr.fold.index_text``),
+# kept in sync with ``ocr_results.folded`` by triggers; rowid = photo id.
+OCR_FTS_TABLE = "ocr_fts"
+
+
+class OcrResult(Base):
+    """What the OCR pass read in one photo, with the engine and content it read.
+
+    ``status``: ``text`` (``lines`` holds them), ``none`` (looked, found no text:
+    not re-run) or ``failed`` (``reason`` says why; retried when the file changes).
+    ``lines``: JSON ``[{"text", "box": [[x, y] * 4], "confidence"}]`` in reading
+    order, boxes in the upright photo's pixels.
+    """
+
+    __tablename__ = "ocr_results"
+
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    engine_key: Mapped[str] = mapped_column(String(256), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # text | none | failed
+    reason: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text, default="")  # the lines as read, one per line
+    lines: Mapped[str] = mapped_column(Text, default="[]")
+    folded: Mapped[str] = mapped_column(Text, default="")  # what ocr_fts indexes
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
 
 # -- duplicates (migration 0004) ---------------------------------------------------
+
+
+class PhotoHash(Base):
+    """A photo's hashes for the duplicate finder, from the content it was computed on.
+
+    ``phash_variants`` holds the pHash of the photo's eight rotations and mirror
+    images (little-endian uint64 each, identity first), so a rotated or mirrored
+    copy is found by comparing hashes only. ``error`` marks a file that could not
+    be decoded: it is skipped until its content changes.
+    """
+
+    __tablename__ = "photo_hashes"
+
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    pixel_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phash: Mapped[int | None] = mapped_column(BigInteger)  # signed view of the 64 bits (SQLite integers)
+    dhash: Mapped[int | None] = mapped_column(BigInteger)
+    phash_variants: Mapped[bytes | None] = mapped_column(LargeBinary)
+    error: Mapped[str | None] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TrashLog(Base):
+    """One photo moved to the system trash by the duplicate finder: what undo reads.
+
+    Written in three steps so a crash never leaves the library inconsistent:
+    ``intent`` before the move, ``trashed`` (with the photo marked gone) after
+    it, ``restored`` after an undo; a later run reconciles rows left at ``intent``.
+    """
+
+    __tablename__ = "trash_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(32), index=True)
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"), index=True)
+    keeper_id: Mapped[int | None] = mapped_column(Integer)
+    original_path: Mapped[str] = mapped_column(FsPath)
+    trash_path: Mapped[str | None] = mapped_column(FsPath)  # where the trash put it, when known
+    info_path: Mapped[str | None] = mapped_column(FsPath)  # its freedesktop .trashinfo file
+    state: Mapped[str] = mapped_column(String(16), default="intent")  # intent | trashed | restored | failed
+    reason: Mapped[str | None] = mapped_column(Text)
+    trashed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    restored_at: Mapped[datetime | None] = mapped_column(DateTime)

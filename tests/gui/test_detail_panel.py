@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 from PIL import Image
+from PySide6.QtGui import QPixmap
 
 from clipdesk.gui.panels.detail_panel import EMPTY_TEXT, DetailPanel, human_size, load_preview
 from clipdesk.store.queries import PhotoDetails
@@ -151,3 +152,83 @@ def test_labels_show_their_evidence(panel, coco_images):
     lines = panel.labels_label.text().split("\n")
     assert lines[0] == "dog (0.31) — because: a wagging tail 0.33, floppy or pointed ears 0.30, fur 0.29"
     assert lines[1] == "beach"  # no evidence stored: the verdict alone
+
+
+# -- words in the photo (OCR) ------------------------------------------------------------------------
+
+@pytest.fixture
+def text_photo(tmp_path):
+    """A rendered photo with stored OCR lines (constructed: no model) in a real library."""
+    from clipdesk.ocr.engine import OcrLine, OcrResult
+    from clipdesk.ocr.samples import SAMPLES, render
+    from clipdesk.ocr.store import write_results
+    from clipdesk.store.db import Library
+    from clipdesk.store.models import Photo, utcnow
+
+    path = tmp_path / "hotel.jpg"
+    render(SAMPLES[1]).save(path)  # 1200 x 800
+    lib = Library(tmp_path / "lib")
+    line = OcrLine("Zimmer214", [[120.0, 160.0], [600.0, 160.0], [600.0, 230.0], [120.0, 230.0]], 0.97)
+
+    def write(s):
+        ids = []
+        for name in ("hotel.jpg", "unread.jpg", "blank.jpg"):
+            p = Photo(path=str(tmp_path / name), size=1, mtime_ns=1, content_hash="h", format="JPEG", width=1200,
+                      height=800, frames=1, added_at=utcnow())
+            s.add(p)
+            s.flush()
+            ids.append(p.id)
+        write_results(s, "k", {ids[0]: OcrResult([line], "h"), ids[2]: OcrResult([], "h")}, {})
+        return ids
+
+    ids = lib.write(write)
+    yield lib, path, ids
+    lib.close()
+
+
+def _text_panel(qtbot, lib):
+    widget = DetailPanel(library=lambda: lib)
+    widget.resize(420, 700)
+    qtbot.addWidget(widget)
+    return widget
+
+
+def test_shows_the_words_and_highlights_the_matching_ones(qtbot, text_photo):
+    lib, path, (pid, _, _) = text_photo
+    panel = _text_panel(qtbot, lib)
+    panel.set_query(["zimmer"])
+    details = _details(path, photo_id=pid, labels=[], caption=None)
+    with qtbot.waitSignal(panel.preview_loaded, timeout=10_000), qtbot.waitSignal(panel.text_loaded, timeout=10_000):
+        panel.show_photo(details)
+    assert panel.words_label.text() == "Zimmer214  (0.97)"
+    assert len(panel.highlighted) == 1
+    pixmap = panel.preview_label.pixmap()
+    scale = pixmap.width() / 1200  # the preview is the photo scaled; the box follows it
+    (x0, y0), (x1, _), (_, y2), _ = panel.highlighted[0]
+    assert x0 == pytest.approx(120 * scale, abs=0.5) and y0 == pytest.approx(160 * scale, abs=0.5)
+    assert x1 == pytest.approx((120 + 480 * 6 / 9) * scale, abs=0.5)  # "Zimmer" is 6 of the 9 characters
+    assert y2 == pytest.approx(230 * scale, abs=0.5)
+    inside = pixmap.toImage().pixelColor(int((x0 + x1) / 2), int((y0 + y2) / 2))
+    plain = QPixmap.fromImage(panel._image).toImage()  # noqa: SLF001 - the undecorated preview
+    scaled = plain.scaled(pixmap.width(), pixmap.height()).pixelColor(int((x0 + x1) / 2), int((y0 + y2) / 2))
+    assert inside != scaled  # the highlight is painted where the word is
+    panel.set_query(["sauna"])  # control: no match, nothing drawn
+    assert panel.highlighted == []
+    panel.set_query([], ["zimmer 214"])
+    assert len(panel.highlighted) == 1
+
+
+def test_says_when_ocr_has_not_run_or_found_nothing(qtbot, text_photo):
+    from clipdesk.gui.ocr_text import NO_TEXT, NOT_RUN_TEXT
+
+    lib, path, (_, unread, blank) = text_photo
+    panel = _text_panel(qtbot, lib)
+    for pid, expected in ((unread, NOT_RUN_TEXT), (blank, NO_TEXT)):
+        with qtbot.waitSignal(panel.text_loaded, timeout=10_000):
+            panel.show_photo(_details(path, photo_id=pid, labels=[], caption=None))
+        assert panel.words_label.text() == expected
+
+
+def test_without_a_library_the_words_row_is_hidden(panel, coco_images):
+    panel.show_photo(_details(coco_images[0]))
+    assert not panel.form.isRowVisible(panel.words_label)

@@ -1,7 +1,9 @@
 """The detail panel: a large preview and everything the library knows about one photo.
 
 The caller reads ``PhotoDetails`` (one small query, on the IO lane) and hands
-it over; the preview is decoded on the IO lane too, because a 24-megapixel JPEG
+it over; the photo's words (OCR) are read on the IO lane too, and the boxes of
+those matching the current search are drawn on the preview. The preview is
+decoded on the IO lane, because a 24-megapixel JPEG
 takes far longer than a frame to decode. Each ``show_photo`` starts a new generation,
 and a preview that arrives for an older one is dropped, so clicking quickly
 through the grid never shows the wrong picture.
@@ -16,6 +18,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFormLayout, QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from clipdesk.gui.lanes import Lane, TaskManager, default_tasks
+from clipdesk.gui.ocr_text import PhotoText, describe, load_photo_text, paint_boxes, preview_boxes
 from clipdesk.imageio import read_preview
 from clipdesk.store.queries import PhotoDetails
 
@@ -62,6 +65,8 @@ class DetailPanel(QWidget):
         tasks: the task manager whose IO lane decodes previews (default: the app's); a newer
             photo cancels the previous decode if it has not started, so a burst of clicks
             decodes at most the one on screen and the one already running.
+        library: a callable returning the open ``Library``, for the photo's words (OCR); None:
+            the row is hidden.
 
     Signals:
         preview_loaded(int): the preview of this photo id is on screen.
@@ -72,12 +77,18 @@ class DetailPanel(QWidget):
     shown = Signal(int)  # this photo id's details are on screen (its preview may still be loading)
     preview_loaded = Signal(int)
     preview_failed = Signal(int)
+    text_loaded = Signal(int)  # this photo id's words (OCR) are shown
     feedback_requested = Signal(int, str, bool)  # photo id, label, accepted
 
-    def __init__(self, parent: QWidget | None = None, tasks: TaskManager | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, tasks: TaskManager | None = None, library=None) -> None:
         super().__init__(parent)
         self.tasks = tasks or default_tasks()
+        self._library = library
         self._task = None
+        self._text_task = None
+        self.photo_text: PhotoText | None = None
+        self._query: tuple[list[str], list[str]] = ([], [])
+        self.highlighted: list = []  # the boxes drawn on the preview, in its device pixels
         self.details: PhotoDetails | None = None
         self._proposed: list[str] = []
         self._generation = 0
@@ -90,7 +101,8 @@ class DetailPanel(QWidget):
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         fields = [("name", "Name"), ("path", "Path"), ("dimensions", "Dimensions"), ("format", "Format"),
                   ("size", "Size"), ("date", "Taken"), ("camera", "Camera"), ("gps", "GPS"),
-                  ("labels", "Labels"), ("caption", "Caption"), ("score", "Similarity")]
+                  ("labels", "Labels"), ("caption", "Caption"), ("words", "Words in photo"),
+                  ("score", "Similarity")]
         for name, title in fields:
             label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
             setattr(self, f"{name}_label", label)
@@ -121,8 +133,12 @@ class DetailPanel(QWidget):
         self._generation += 1  # anything still decoding is now stale
         if self._task is not None:
             self._task.cancel()  # not started yet: it never starts
+        if self._text_task is not None:
+            self._text_task.cancel()
         self.details = details
         self._image = None
+        self.photo_text = None
+        self.highlighted = []
         self.preview_label.clear()
         if details is None:
             self.stack.setCurrentIndex(0)
@@ -149,6 +165,7 @@ class DetailPanel(QWidget):
         self.form.setRowVisible(self.feedback_label, bool(proposed))
         self._set("caption", details.caption)
         self._set("score", None if score is None else f"{score:.3f}")
+        self._load_text()
         self.missing_label.setVisible(details.missing)
         self.shown.emit(details.id)
         if details.missing:
@@ -160,6 +177,40 @@ class DetailPanel(QWidget):
                                     lambda image: self._on_preview(generation, photo_id, image),
                                     lambda exc: self._on_preview_failed(generation, photo_id,
                                                                         str(exc) or type(exc).__name__))
+
+    # -- words in the photo (OCR) ------------------------------------------------------------
+
+    def set_query(self, words: list[str], phrases: list[str] = ()) -> None:
+        """The current search's words and phrases: their boxes are highlighted on the preview."""
+        self._query = (list(words), list(phrases))
+        self._fit_preview()
+
+    def refresh_text(self) -> None:
+        """Read the shown photo's words again (after an OCR pass)."""
+        if self.details is not None:
+            self._load_text()
+
+    def _load_text(self) -> None:
+        if self._library is None:
+            self._set("words", None)
+            return
+        self._set("words", "Reading…")
+        generation, photo_id, library = self._generation, self.details.id, self._library
+        self._text_task = self.tasks.run(Lane.IO, lambda: load_photo_text(library(), photo_id),
+                                         lambda text: self._on_text(generation, text),
+                                         lambda exc: self._on_text_failed(generation, exc))
+
+    def _on_text(self, generation: int, text: PhotoText) -> None:
+        if generation != self._generation:
+            return
+        self.photo_text = text
+        self._set("words", describe(text))
+        self._fit_preview()
+        self.text_loaded.emit(text.photo_id)
+
+    def _on_text_failed(self, generation: int, exc: BaseException) -> None:
+        if generation == self._generation:
+            self._set("words", f"Unavailable: {exc}")
 
     def _on_feedback_link(self, link: str) -> None:
         verdict, index = link.split(":")
@@ -201,7 +252,10 @@ class DetailPanel(QWidget):
             pixmap = pixmap.scaled(int(side * ratio), int(side * ratio), Qt.AspectRatioMode.KeepAspectRatio,
                                    Qt.TransformationMode.SmoothTransformation)
             pixmap.setDevicePixelRatio(ratio)
-        self.preview_label.setPixmap(pixmap)
+        lines = self.photo_text.lines if self.photo_text is not None else []
+        self.highlighted = preview_boxes(lines, *self._query, self.details.width if self.details else 0,
+                                         pixmap.width())
+        self.preview_label.setPixmap(paint_boxes(pixmap, self.highlighted))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
