@@ -134,11 +134,12 @@ def keyword_matches(library: Library, words: list[str], among=()) -> KeywordMatc
     return KeywordMatches(full, partial_matches(library, words, [i for i in among if i not in set(full.tolist())]))
 
 
-def full_matches(library: Library, words: list[str]) -> np.ndarray:
-    """Ids (ascending) of photos whose captions hold every word (stemmed: 'dogs' finds 'dog')."""
-    if not words:
+def full_matches(library: Library, words: list[str], phrases=()) -> np.ndarray:
+    """Ids (ascending) of photos whose captions hold every word (stemmed: 'dogs' finds 'dog') and every phrase."""
+    if not words and not phrases:
         return np.zeros(0, np.int64)
-    query = " ".join('"' + w.replace('"', '""') + '"' for w in words)  # quoted: never FTS syntax
+    # Quoted: never FTS syntax. A quoted string of several words is an FTS5 phrase (consecutive tokens).
+    query = " ".join('"' + w.replace('"', '""') + '"' for w in [*words, *phrases])
     with library.session() as s:
         # The driver's own cursor: ORM rows would cost more than the search itself.
         cursor = s.connection().connection.cursor()
@@ -165,6 +166,13 @@ def partial_matches(library: Library, words: list[str], photo_ids) -> dict[int, 
     for pid, caption in captions:
         stems.setdefault(pid, set()).update(_stems(caption))
     return {pid: min(top, len(wanted & got) / len(wanted)) for pid, got in stems.items() if wanted & got}
+
+
+def stem_word(word: str) -> str:
+    """A word as the caption index compares it: accents folded, lower-case, Porter-stemmed where nltk is."""
+    if _porter() is None:
+        return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).lower()
+    return _stem(word)
 
 
 def _stems(caption: str) -> set[str]:

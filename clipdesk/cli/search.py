@@ -19,6 +19,8 @@ RESULT_OPTIONS = [
     option("--type", dest="types", default="", help="file types, e.g. jpeg,png,heic"),
     option("--min-score", type=float, help="fixed similarity cut-off instead of the automatic one"),
     option("--all", action="store_true", help="list the top results even when they are not good matches"),
+    option("--sort", choices=("relevance", "date"), default="relevance",
+           help="order of the results: relevance (default) or date taken, newest first; the same photos either way"),
     option("--not", dest="negatives", action="append", default=[], metavar="TERM",
            help="leave out photos like TERM (the same as -TERM in the query)"),
 ]
@@ -129,7 +131,8 @@ def _run_query(args, searcher, encoder, terms, query: str, photo_ids=None) -> in
     if photo_ids is not None:
         filters = replace(filters, photo_ids=frozenset(int(i) for i in photo_ids))
     try:
-        result = searcher.search(terms, k=args.top, filters=filters, min_score=args.min_score, show_all=args.all)
+        result = searcher.search(terms, k=args.top, filters=filters, min_score=args.min_score, show_all=args.all,
+                                 sort=args.sort)
     except (ImageReadError, OSError) as exc:
         raise QueryError(f"Cannot read the query image: {exc}") from None
     data = {
@@ -138,10 +141,13 @@ def _run_query(args, searcher, encoder, terms, query: str, photo_ids=None) -> in
         "mode": result.mode,
         "considered": result.considered,
         "no_good_match": result.no_good_match,
-        "results": [{"id": h.photo_id, "path": h.path, "score": round(h.score, 4), "relevant": h.relevant}
-                    for h in result.hits],
+        "sort": args.sort,
+        "results": [{"id": h.photo_id, "path": h.path, "score": round(h.score, 4), "relevant": h.relevant,
+                     "rank_score": round(h.fused, 6), "taken_at": h.taken_at.isoformat() if h.taken_at else None,
+                     "why": h.why} for h in result.hits],
     }
-    human = [f"{h.score:6.3f}  {h.path}" + ("" if h.relevant else "  (weak match)") for h in result.hits]
+    human = [f"{h.score:6.3f}  {h.path}" + ("" if h.relevant else "  (weak match)") + _why_line(h.why)
+             for h in result.hits]
     if encoder.spec.random_init:
         data["warning"] = "test-only random model: scores are meaningless and no relevance cut-off is applied"
         human.insert(0, f"(model {encoder.spec.label}; no relevance cut-off)")
@@ -150,6 +156,14 @@ def _run_query(args, searcher, encoder, terms, query: str, photo_ids=None) -> in
                      + ("" if args.all else " Use --all to list the closest anyway."))
     emit(args, data, human)
     return 0
+
+
+def _why_line(why: list[dict]) -> str:
+    """The keyword evidence in a few words (CLIP's score is already the first column)."""
+    from clipdesk.search.explain import why_text
+
+    text = why_text(why, with_clip=False)
+    return f"  [{text}]" if text else ""
 
 
 # -- search --label ---------------------------------------------------------------------

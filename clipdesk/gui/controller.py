@@ -43,6 +43,7 @@ class SearchRequest:
     k: int = 200
     show_all: bool = False
     label: str = ""  # what the user asked, for messages
+    sort: str = "relevance"  # or "date": the same photos, newest first
 
 
 class _Encoded:
@@ -219,6 +220,12 @@ class LibraryController(QObject):
             return label_library(library, engine, load_vocabulary(library.root), progress=progress, cancel=cancel)
 
         self.jobs.submit(Job("labels", "Labelling photos", job, Lane.INFERENCE, on_done=self.labels_finished.emit))
+
+    def run_ocr(self) -> Job:
+        """Read the words in photos not read yet (Tools ▸ Read words in photos), as a job on the inference lane."""
+        from clipdesk.gui.ocr_job import ocr_job
+
+        return self.jobs.submit(ocr_job(self.library))
 
     def export_sidecars(self, force: bool = False) -> Job:
         """Write XMP sidecars as a job on the IO lane; the returned job's ``token`` cancels it."""
@@ -403,7 +410,8 @@ class LibraryController(QObject):
                     self._searchers[encoder.key] = cached
                 searcher = cached[1]
                 searcher.engine = encoder
-                return searcher.search(terms, k=request.k, filters=request.filters, show_all=request.show_all)
+                return searcher.search(terms, k=request.k, filters=request.filters, show_all=request.show_all,
+                                       sort=request.sort)
 
         def encoded(result):
             self.read(lambda: run_search(result), lambda found: self.search_finished.emit(request_id, found), failed)

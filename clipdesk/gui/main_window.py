@@ -36,6 +36,8 @@ from clipdesk.gui.errors import show_error
 from clipdesk.gui.label_actions import LabelActions
 from clipdesk.gui.model_dialog import ModelDialog
 from clipdesk.gui.models.thumbnail_model import ResultItem, ThumbnailModel, file_url
+from clipdesk.gui.ocr_job import summary as ocr_summary
+from clipdesk.gui.ocr_text import highlight_query
 from clipdesk.gui.panels.caption_panel import CaptionPanel
 from clipdesk.gui.panels.detail_panel import DetailPanel
 from clipdesk.gui.panels.search_panel import QueryRequest, SearchBar
@@ -46,6 +48,7 @@ from clipdesk.gui.tune_dialog import TuneDialog, summary
 from clipdesk.gui.views.thumbnail_grid import ThumbnailGrid
 from clipdesk.imageio import is_supported
 from clipdesk.search import Term, parse_text_query
+from clipdesk.search.explain import why_brief, why_text
 from clipdesk.store.queries import all_photos, folder_summaries, label_counts, photo_details, remove_folder
 from clipdesk.thumbs import thumbnail_cache_dir
 
@@ -88,7 +91,7 @@ class MainWindow(QMainWindow):
         self.grid.set_thumb_size(size)
         self.search_bar = SearchBar()
         self.sidebar = Sidebar()
-        self.detail = DetailPanel(tasks=self.controller.tasks)
+        self.detail = DetailPanel(tasks=self.controller.tasks, library=lambda: self.controller.library)
         self.captions = CaptionPanel(self.controller, lambda: [i.photo_id for i in self.grid.selected_items()])
         self.drop_zone = DropZone()
         self.no_match = NoMatchPage()
@@ -154,7 +157,12 @@ class MainWindow(QMainWindow):
         self._action(tools, "&Label photos", self.controller.run_labels)
         self.review_action = self._action(tools, "&Review labels…", lambda: self.labels.review(), "Ctrl+R")
         self.label_editor_action = self._action(tools, "Label &editor…", lambda: self.labels.edit())
+        self.ocr_action = self._action(tools, "Read &words in photos (OCR)", self.controller.run_ocr)
         self.tune_action = self._action(tools, "&Tune for my library…", self.tune_for_library)
+        from clipdesk.gui.duplicates_view import open_duplicates, undo_last_trash
+
+        self.duplicates_action = self._action(tools, "Find &duplicates…", lambda: open_duplicates(self))
+        self.undo_trash_action = self._action(tools, "&Undo move to trash", lambda: undo_last_trash(self))
         self._action(tools, "&Model settings…", self.model_settings)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
@@ -296,6 +304,9 @@ class MainWindow(QMainWindow):
             text = f"{verb}: {report.captioned:,} of {report.todo:,} photos."
         elif job.kind == "tune":
             text = summary(report)
+        elif job.kind == "ocr":
+            text = ocr_summary(report)
+            self.detail.refresh_text()
         else:
             text = f"{job.title}: {'stopped' if job.token.cancelled else 'done'}."
         self.status_label.setText(text)
@@ -404,8 +415,10 @@ class MainWindow(QMainWindow):
         if not terms:
             self.back()
             return
+        self.detail.set_query(*highlight_query(terms))  # the matching words light up on the preview
         label = " + ".join([query.text.strip(), *(os.path.basename(p) for p in query.images)]).strip(" +")
-        request = SearchRequest(terms, query.filters, k=self.settings.search_k, show_all=show_all, label=label)
+        request = SearchRequest(terms, query.filters, k=self.settings.search_k, show_all=show_all, label=label,
+                                sort=query.sort)
         self._last_request = request
         self._search_started = time.perf_counter()
         self._search_id = self.controller.search(request)
@@ -419,7 +432,8 @@ class MainWindow(QMainWindow):
         if request_id != self._search_id or self._last_request is None:
             return  # an older query finished after a newer one started
         elapsed = time.perf_counter() - self._search_started
-        self.grid_model.set_items([ResultItem(h.photo_id, h.path, h.score, h.relevant) for h in result.hits])
+        self.grid_model.set_items([ResultItem(h.photo_id, h.path, h.score, h.relevant, why_brief(h.score, h.why),
+                                              why_text(h.why)) for h in result.hits])
         label = self._last_request.label
         if result.hits:
             self.pages.setCurrentIndex(PAGE_GRID)
@@ -453,6 +467,7 @@ class MainWindow(QMainWindow):
     def back(self) -> None:
         """Esc: leave a search (or a preview) and show the browse view again."""
         if self._last_request is not None or self.pages.currentIndex() == PAGE_NO_MATCH:
+            self.detail.set_query([])
             self.search_bar.clear_image()
             self.browse()
 

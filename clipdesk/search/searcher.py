@@ -1,17 +1,13 @@
-"""Text, image and combined search with filters and a relevance cut-off.
+"""Text, image and combined search: one ranking over CLIP and the keyword signals, a relevance cut-off.
 
-Query syntax (``clipdesk search``): words form one phrase; ``-word`` or
-``-"two words"`` is a negative; ``+"phrase"`` adds a separate positive;
-``term:0.5`` (or ``"a phrase":2``) sets a weight. Image terms come from
-files or library photo ids. The query vector is the weighted sum of the
-positives minus the weighted negatives.
+Image terms come from files or library photo ids. The query vector is the
+weighted sum of the positives minus the weighted negatives. CLIP's top
+candidates and every photo a keyword signal names form the pool that
+``fusion.fuse`` ranks.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +16,9 @@ from sqlalchemy import select
 
 from clipdesk.engine.base import Encoder
 from clipdesk.errors import QueryError
+from clipdesk.search.fusion import fuse
+from clipdesk.search.keywords import KeywordSignals
+from clipdesk.search.query import Filters, Term, filter_photo_ids
 from clipdesk.store.db import Library
 from clipdesk.store.models import Photo
 from clipdesk.store.vectors import VectorIndex
@@ -32,40 +31,22 @@ NULL_PROMPTS = ("a photo", "a picture", "an image", "a photo of something", "a s
 IMAGE_Z_CUTOFF = 3.0
 # Below this many photos the distribution cannot be estimated: no image cut-off.
 IMAGE_CUTOFF_MIN_LIBRARY = 30
-# Caption keywords: a photo whose caption holds every content word of the text
-# query gains this much similarity (about the gap between a good and a middling
-# CLIP match), and counts as relevant; partial matches gain in proportion.
-CAPTION_BONUS = 0.05
-_WEIGHT = re.compile(r"^(?P<body>.*?):(?P<w>[0-9]*\.?[0-9]+)$")
-
-
-@dataclass
-class Term:
-    kind: str  # text | file | photo
-    value: str | int
-    weight: float = 1.0
-    negative: bool = False
-
-
-@dataclass
-class Filters:
-    folder: str | None = None
-    date_from: datetime | None = None
-    date_to: datetime | None = None
-    types: tuple[str, ...] = ()  # Pillow format names or extensions, case-insensitive
-    photo_ids: frozenset[int] | None = None  # e.g. the photos carrying a label
-
-    def active(self) -> bool:
-        return bool(self.folder or self.date_from or self.date_to or self.types or self.photo_ids is not None)
+# CLIP's share of the pool: this many candidates per result asked for, at least CLIP_POOL_MIN. Fusion can lift a
+# photo that CLIP ranks this deep, and caption words give partial shares to these photos.
+CLIP_POOL_PER_RESULT = 5
+CLIP_POOL_MIN = 200
+SORTS = ("relevance", "date")
 
 
 @dataclass
 class Hit:
     photo_id: int
     path: str
-    score: float
+    score: float  # CLIP's cosine similarity to the query
     relevant: bool
-    caption_match: float = 0.0  # share of the query's words found in the photo's captions
+    fused: float = 0.0  # the fused rank score the order comes from
+    why: list[dict] = field(default_factory=list)  # what matched, strongest first: [{"source": "ocr", "text": ...}]
+    taken_at: datetime | None = None
 
 
 @dataclass
@@ -75,35 +56,6 @@ class SearchResult:
     mode: str
     considered: int
     terms: list[Term] = field(default_factory=list)
-
-
-def parse_text_query(text: str, require_positive: bool = True) -> list[Term]:
-    """Parse the query syntax above into terms.
-
-    ``require_positive=False``: only negatives are fine, because the query
-    has a positive elsewhere (an image: ``similar 42 --text -people``)."""
-    try:
-        tokens = shlex.split(text, posix=True)
-    except ValueError as exc:
-        raise QueryError(f"Cannot read the query ({exc}); check the quotes.") from None
-    phrase: list[str] = []
-    terms: list[Term] = []
-    for token in tokens:
-        sign = token[0] if token[0] in "+-" and len(token) > 1 else ""
-        body = token[1:] if sign else token
-        weight = 1.0
-        m = _WEIGHT.match(body)
-        if m and m.group("body"):
-            body, weight = m.group("body"), float(m.group("w"))
-        if sign or weight != 1.0:
-            terms.append(Term("text", body, weight, negative=sign == "-"))
-        else:
-            phrase.append(body)
-    if phrase:
-        terms.insert(0, Term("text", " ".join(phrase)))
-    if require_positive and terms and not any(not t.negative for t in terms):
-        raise QueryError("The query has only negatives; say what to look for too (e.g. 'beach -people').")
-    return terms
 
 
 class Searcher:
@@ -119,25 +71,62 @@ class Searcher:
         self._null: np.ndarray | None = None
 
     def search(self, terms: list[Term], k: int = 20, filters: Filters | None = None,
-               min_score: float | None = None, show_all: bool = False) -> SearchResult:
+               min_score: float | None = None, show_all: bool = False, sort: str = "relevance") -> SearchResult:
+        """The ``k`` best photos (relevant ones only, unless ``show_all``), in fused order or,
+        with ``sort="date"``, the same photos newest first (undated last)."""
         if not terms:
             raise QueryError("Empty query.")
+        if sort not in SORTS:
+            raise QueryError(f"Sort by {' or '.join(SORTS)}, not {sort!r}.")
         vectors = self.index.vectors
         if len(vectors) == 0:
             return SearchResult([], True, self.index.mode, 0, terms)
         query, positive_text = self._query_vector(terms)
         allow = self._allow_mask(terms, filters)
-        ids, scores, matched = self._search_with_captions(terms, query, k, allow)
-        relevant = self._relevance(query, positive_text, ids, scores, terms, min_score) | (matched >= 1.0)
-        paths = self._paths(ids)
-        hits = [Hit(int(i), paths[int(i)], float(s), bool(r), float(m))
-                for i, s, r, m in zip(ids, scores, relevant, matched, strict=True)]
-        if not show_all:
-            hits = [h for h in hits if h.relevant]
+        pool, clip_scores, keywords = self._pool(terms, query, k, allow)
+        fused = fuse(pool, clip_scores, keywords.shares)
+        order_scores = dict(zip(pool.tolist(), clip_scores.tolist(), strict=True))
+        ids = fused.ids
+        scores = np.fromiter((order_scores[i] for i in ids.tolist()), np.float64, len(ids))
+        relevant = self._relevance(query, positive_text, ids, scores, terms, min_score)
+        full = keywords.full_hits()
+        relevant |= np.fromiter((i in full for i in ids.tolist()), bool, len(ids))
+        keep = np.arange(len(ids)) if show_all else np.flatnonzero(relevant)
+        keep = keep[:k]
+        shown = [int(i) for i in ids[keep]]
+        facts = self._facts(shown)
+        why = keywords.explain(shown)
+        hits = []
+        for j in keep.tolist():
+            pid = int(ids[j])
+            entries = [*why.get(pid, []), {"source": "clip", "score": round(float(scores[j]), 4)}]
+            entries.sort(key=lambda e, parts=fused.parts[j]: -parts.get(e["source"], 0.0))
+            hits.append(Hit(pid, facts[pid][0], float(scores[j]), bool(relevant[j]), float(fused.scores[j]),
+                            entries, facts[pid][1]))
+        if sort == "date":
+            hits.sort(key=lambda h: (h.taken_at is None, -(h.taken_at.timestamp() if h.taken_at else 0.0)))
         considered = len(vectors) if allow is None else int(allow.sum())
-        return SearchResult(hits, not any(relevant), self.index.mode, considered, terms)
+        return SearchResult(hits, not bool(relevant.any()), self.index.mode, considered, terms)
 
     # -- internals ---------------------------------------------------------------
+
+    def _pool(self, terms, query, k, allow):
+        """CLIP's top candidates plus every photo a keyword signal names: ids, CLIP scores, the signals."""
+        n_clip = max(CLIP_POOL_PER_RESULT * k, CLIP_POOL_MIN)
+        ids, scores = self.index.search(query, n_clip, allow)
+        positive = [t for t in terms if t.kind == "text" and not t.negative]
+        vector_ids = self.index.vectors.ids  # ascending: the photos with a vector, present ones only
+        allowed = vector_ids if allow is None else vector_ids[allow]
+        keywords = KeywordSignals(self.library, " ".join(str(t.value) for t in positive),
+                                  [p for t in positive for p in t.phrases], allowed)
+        if positive:
+            keywords.gather(ids.tolist())
+        extra = sorted({pid for hits in keywords.shares.values() for pid in hits} - set(ids.tolist()))
+        if extra:
+            rows = np.searchsorted(vector_ids, np.asarray(extra, np.int64))
+            ids = np.concatenate([ids, np.asarray(extra, np.int64)])
+            scores = np.concatenate([scores, self.index.vectors.matrix[rows] @ query])
+        return ids, scores.astype(np.float64), keywords
 
     def _query_vector(self, terms: list[Term]) -> tuple[np.ndarray, np.ndarray | None]:
         texts = [t for t in terms if t.kind == "text"]
@@ -167,6 +156,7 @@ class Searcher:
         return (query / norm).astype(np.float32), positive_text
 
     def _relevance(self, query, positive_text, ids, scores, terms, min_score) -> np.ndarray:
+        """CLIP's verdict on each photo (keyword hits are added by the caller)."""
         if len(ids) == 0:
             return np.zeros(0, bool)
         if min_score is not None:
@@ -187,31 +177,6 @@ class Searcher:
         mu, sigma = float(all_scores.mean()), float(all_scores.std())
         return scores >= mu + IMAGE_Z_CUTOFF * max(sigma, 1e-6)
 
-    def _search_with_captions(self, terms, query, k, allow):
-        """Vector search with a bonus for caption words: ids, scores, share of the words matched.
-
-        Photos whose captions hold every word are boosted inside the vector
-        search (so they can rise from anywhere in the library); partial
-        matches then re-rank the photos found.
-        """
-        from clipdesk.captions.store import full_matches, partial_matches, query_words
-
-        words = query_words(" ".join(str(t.value) for t in terms if t.kind == "text" and not t.negative))
-        full = full_matches(self.library, words)
-        boost = None
-        if len(full):
-            boost = CAPTION_BONUS * np.isin(self.index.vectors.ids, full).astype(np.float32)
-        ids, scores = self.index.search(query, k, allow, boost)
-        matched = np.isin(ids, full).astype(np.float64)
-        partial = partial_matches(self.library, words, ids[matched < 1])
-        if partial:
-            extra = np.fromiter((partial.get(int(i), 0.0) for i in ids), np.float64, len(ids))
-            matched += extra
-            scores = scores + CAPTION_BONUS * extra
-            order = np.argsort(-scores, kind="stable")
-            ids, scores, matched = ids[order], scores[order], matched[order]
-        return ids, scores, matched
-
     def _null_vectors(self) -> np.ndarray:
         if self._null is None:
             self._null = self.engine.encode_text(list(NULL_PROMPTS))
@@ -227,31 +192,10 @@ class Searcher:
             allow &= np.isin(ids, filter_photo_ids(self.library, filters))
         return allow
 
-    def _paths(self, ids: np.ndarray) -> dict[int, str]:
-        if len(ids) == 0:
+    def _facts(self, ids: list[int]) -> dict[int, tuple[str, datetime | None]]:
+        """Path and date taken of the photos shown."""
+        if not ids:
             return {}
         with self.library.session() as s:
-            return dict(s.execute(select(Photo.id, Photo.path).where(Photo.id.in_([int(i) for i in ids]))).all())
-
-
-def filter_photo_ids(library: Library, f: Filters) -> np.ndarray:
-    """Ids of present photos that pass ``f`` (folder, dates taken, types, id set)."""
-    stmt = select(Photo.id, Photo.path, Photo.format).where(Photo.missing_since.is_(None))
-    if f.date_from:
-        stmt = stmt.where(Photo.taken_at >= f.date_from)
-    if f.date_to:
-        stmt = stmt.where(Photo.taken_at <= f.date_to)
-    prefix = os.path.join(os.path.abspath(f.folder), "") if f.folder else None
-    types = {t.lower().lstrip(".") for t in f.types}
-    types |= {"jpeg" for t in types if t in ("jpg", "jpe")}
-    keep = []
-    with library.session() as s:
-        for pid, path, fmt in s.execute(stmt):
-            if f.photo_ids is not None and pid not in f.photo_ids:
-                continue
-            if prefix and not path.startswith(prefix):
-                continue
-            if types and fmt.lower() not in types and os.path.splitext(path)[1].lower().lstrip(".") not in types:
-                continue
-            keep.append(pid)
-    return np.asarray(keep, np.int64)
+            rows = s.execute(select(Photo.id, Photo.path, Photo.taken_at).where(Photo.id.in_(ids))).all()
+        return {pid: (path, taken) for pid, path, taken in rows}

@@ -73,30 +73,18 @@ class VectorIndex:
     def mode(self) -> str:
         return "hnsw" if len(self.vectors) >= max(1, self.hnsw_min_size) else "exact"
 
-    def search(self, query: np.ndarray, k: int, allow: np.ndarray | None = None,
-               boost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Return (photo ids, scores), best first. ``allow``: optional bool mask over ``vectors.ids``;
-        ``boost``: optional bonus per row of ``vectors.ids``, added to the scores (caption keywords)."""
+    def search(self, query: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (photo ids, scores), best first. ``allow``: optional bool mask over ``vectors.ids``."""
         n = len(self.vectors)
         k = min(k, n if allow is None else int(allow.sum()))
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if self.mode == "exact":
             scores = self.vectors.matrix @ query.astype(np.float32)
-            if boost is not None:
-                scores = scores + boost
             if allow is not None:
                 scores = np.where(allow, scores, -np.inf)
             return self._top(np.arange(n), scores, k)
-        ids, scores = self._hnsw_search(query, k, allow)
-        if boost is None:
-            return ids, scores
-        # The graph ranks by similarity alone: score the boosted rows it missed, then merge.
-        rows = np.searchsorted(self.vectors.ids, ids)
-        extra = np.setdiff1d(np.flatnonzero(boost if allow is None else boost * allow), rows, assume_unique=True)
-        rows = np.concatenate([rows, extra])
-        scores = np.concatenate([scores, self.vectors.matrix[extra] @ query.astype(np.float32)]) + boost[rows]
-        return self._top(rows, scores, k)
+        return self._hnsw_search(query, k, allow)
 
     def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(scores))

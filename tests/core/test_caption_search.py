@@ -1,4 +1,4 @@
-"""Caption keywords: the FTS5 index stays in sync, and search blends it in."""
+"""Caption keywords: the FTS5 index stays in sync, and search fuses it with CLIP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from alembic import command
 from sqlalchemy import create_engine, delete, update
 
 from clipdesk.captions.store import keyword_matches, query_words, set_user_caption, write_auto_captions
-from clipdesk.search import CAPTION_BONUS, NULL_PROMPTS, Filters, Searcher, Term
+from clipdesk.search import NULL_PROMPTS, Filters, Searcher, Term
 from clipdesk.store.db import Library, _alembic_config
 from clipdesk.store.models import Caption, Photo
 
@@ -83,17 +83,20 @@ def test_caption_words_lift_a_photo_clip_ranks_poorly(library, photos, mode):
     result = _searcher(library).search([Term("text", "beach")], k=2)
     assert [h.path for h in result.hits] == ["/p/beach.jpg"]  # no captions: CLIP alone, cut-off on
     query = [Term("text", "zebras on a beach")]
-    before = {h.path: h for h in _searcher(library).search(query, k=4, show_all=True).hits}
-    assert [p for p, h in before.items() if h.relevant] == ["/p/beach.jpg"]
+    before = _searcher(library).search(query, k=4, show_all=True).hits
+    assert [h.path for h in before if h.relevant] == ["/p/beach.jpg"]
+    assert before[-1].path == "/q/zebra2.jpg"  # CLIP's last
     set_user_caption(library, photos[3], "a zebra on a beach")
     after = _searcher(library).search(query, k=3, show_all=True).hits
-    assert [h.path for h in after] == ["/p/beach.jpg", "/q/zebra2.jpg", "/p/zebra.jpg"]
-    assert [h.relevant for h in after] == [True, True, False]  # every word in its caption: relevant
-    assert after[1].caption_match == 1.0 and after[1].score == pytest.approx(before["/q/zebra2.jpg"].score + CAPTION_BONUS)
-    assert [h.path for h in _searcher(library).search(query, k=3).hits] == ["/p/beach.jpg", "/q/zebra2.jpg"]
-    # From below the top k: the vector search itself scores the boosted photo.
-    assert [h.path for h in _searcher(library).search(query, k=2, show_all=True).hits] == ["/p/beach.jpg",
-                                                                                            "/q/zebra2.jpg"]
+    # Every word in its caption: relevant, and first, since two signals agree on it (CLIP's 4th + captions' 1st).
+    assert [h.path for h in after] == ["/q/zebra2.jpg", "/p/beach.jpg", "/p/zebra.jpg"]
+    assert [h.relevant for h in after] == [True, True, False]
+    assert [e["source"] for e in after[0].why] == ["caption", "clip"]
+    assert after[0].why[0]["text"] == "a zebra on a beach" and after[0].score == pytest.approx(before[-1].score)
+    assert [(e["source"], e.get("text")) for e in after[1].why] == [("clip", None), ("name", "beach.jpg")]
+    assert [h.path for h in _searcher(library).search(query, k=3).hits] == ["/q/zebra2.jpg", "/p/beach.jpg"]
+    # From outside CLIP's candidates: the caption index names the photo itself.
+    assert [h.path for h in _searcher(library).search(query, k=1).hits] == ["/q/zebra2.jpg"]
 
 
 def test_caption_matches_respect_filters_and_k(library, photos):

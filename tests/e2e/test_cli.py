@@ -147,8 +147,15 @@ def test_search_ranked_json(world):
     result = _search(world, "search", "dog")
     hits = result["results"]
     assert len(hits) == 20  # the default -k; the random model applies no cut-off
-    scores = [h["score"] for h in hits]
-    assert scores == sorted(scores, reverse=True)
+    fused = [h["rank_score"] for h in hits]
+    assert fused == sorted(fused, reverse=True)
+    # ImageNet's file names say "dog": those photos' names count too, and each says so.
+    named = [h for h in hits if any(w["source"] == "name" for w in h["why"])]
+    assert named
+    assert all("dog" in next(w["text"] for w in h["why"] if w["source"] == "name").lower() for h in named)
+    rest = [h["score"] for h in hits if h not in named]
+    assert rest == sorted(rest, reverse=True)  # CLIP alone orders the others
+    assert all(h["why"] == [{"source": "clip", "score": h["score"]}] for h in hits if h not in named)
     assert all(isinstance(h["id"], int) for h in hits)
     assert len({h["id"] for h in hits}) == len(hits)
     assert all(os.path.isfile(h["path"]) for h in hits)

@@ -31,6 +31,8 @@ class ResultItem:
     path: str
     score: float | None = None
     relevant: bool = True  # False: below the relevance cut, shown dimmed
+    why: str = ""  # why it matched, in a few words (the cell's second line)
+    why_detail: str = ""  # the same in full (the tooltip)
 
 
 def display_text(text: str) -> str:
@@ -200,10 +202,12 @@ class ThumbnailModel(QAbstractListModel):
             return self._placeholder(broken=False)
         if role == Qt.ItemDataRole.DisplayRole:
             name = display_text(os.path.basename(item.path))
-            return name if item.score is None else f"{name}\n{item.score:.3f}"
+            if item.score is None:
+                return name
+            return f"{name}\n{display_text(item.why)}" if item.why else f"{name}\n{item.score:.3f}"
         if role == Qt.ItemDataRole.ToolTipRole:
             reason = self._failed.get(item.photo_id)
-            text = display_text(item.path)
+            text = display_text(item.path + (f"\n{item.why_detail}" if item.why_detail else ""))
             return text if reason is None else f"{text}\nCannot show: {reason}"
         if role == Qt.ItemDataRole.ForegroundRole and not item.relevant:
             return QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)

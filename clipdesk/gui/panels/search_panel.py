@@ -52,6 +52,7 @@ class QueryRequest:
     text: str
     images: list[str] = field(default_factory=list)
     filters: Filters = field(default_factory=Filters)
+    sort: str = "relevance"  # or "date"
 
 
 def image_from_mime(mime: QMimeData) -> str | None:
@@ -118,6 +119,9 @@ class SearchBar(QWidget):
             self.type_combo.addItem(name, types)
         self.date_from_check, self.date_from_edit = self._date_control("From")
         self.date_to_check, self.date_to_edit = self._date_control("To")
+        self.sort_combo = QComboBox(toolTip="Order of the results: the same photos either way")
+        self.sort_combo.addItem("Most relevant first", "relevance")
+        self.sort_combo.addItem("Newest first", "date")
 
         top = QHBoxLayout()
         top.addWidget(self.image_chip)
@@ -127,6 +131,7 @@ class SearchBar(QWidget):
         for widget in (self.date_from_check, self.date_from_edit, self.date_to_check, self.date_to_edit):
             filters.addWidget(widget)
         filters.addWidget(self.type_combo)
+        filters.addWidget(self.sort_combo)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -134,6 +139,7 @@ class SearchBar(QWidget):
 
         self.folder_combo.currentIndexChanged.connect(self._on_filter_changed)
         self.type_combo.currentIndexChanged.connect(self._on_filter_changed)
+        self.sort_combo.currentIndexChanged.connect(self.submit)
 
     def _date_control(self, label: str) -> tuple[QCheckBox, QDateEdit]:
         check = QCheckBox(label, toolTip=f"Limit by date taken ({label.lower()}); unchecked means no limit")
@@ -201,7 +207,8 @@ class SearchBar(QWidget):
         )
 
     def request(self) -> QueryRequest:
-        return QueryRequest(self.text(), [self._image] if self._image else [], self.filters())
+        return QueryRequest(self.text(), [self._image] if self._image else [], self.filters(),
+                            self.sort_combo.currentData())
 
     def submit(self) -> None:
         """Emit ``query_submitted`` when there is text or an image to search for."""
