@@ -127,6 +127,40 @@ def _drive(out: Path, model: str, work: Path) -> int:
     wait(lambda: tune.status is not None)
     shot("6-tune-dialog", tune)
     tune.close()
+
+    # Words in photos and duplicates: a few generated photos beside the shared ones (OCR over all 1,100 photos
+    # would take minutes), read on the inference lane as Tools ▸ Read words in photos does.
+    from clipdesk.duplicates.synth import make_tree
+    from clipdesk.gui.duplicates_view import open_duplicates
+    from clipdesk.gui.ocr_job import ocr_engine
+    from clipdesk.ocr.run import ocr_library
+    from clipdesk.ocr.samples import SAMPLES, write_samples
+    from clipdesk.store.queries import find_photo
+
+    samples = write_samples(photos / "receipts", SAMPLES[:3], plain=0)
+    make_tree(sorted((photos / "coco").glob("*.jpg"))[:3], photos / "copies", negatives=0)
+    indexed = []
+    controller.index_finished.connect(lambda *_: indexed.append(True))
+    window.add_paths([str(photos / "receipts"), str(photos / "copies")])
+    wait(lambda: indexed and not controller.indexing, timeout=300)
+    read = []
+    controller.read(lambda: [find_photo(controller.library, str(p)) for p in samples.values()],
+                    lambda ids: controller.infer(lambda: ocr_library(controller.library, ocr_engine(), ids),
+                                                 read.append))
+    wait(lambda: read, timeout=300)
+    window.search_bar.set_text("invoice 7391")
+    window.search_bar.submit()
+    wait(lambda: window.grid_model.rowCount() > 0 and window.grid_model.item(0).why)
+    window.grid.setCurrentIndex(window.grid_model.index(0))
+    wait(lambda: window.detail.highlighted)
+    shot("7-words-in-photo")
+
+    view = open_duplicates(window)
+    view.find()
+    wait(lambda: view.groups and view.tree.topLevelItemCount(), timeout=300)
+    QTest.qWait(1500)  # the thumbnails arrive from the IO lane
+    shot("8-duplicates", view)
+    view.close()
     window.close()
     controller.shutdown()
     return 0

@@ -115,7 +115,8 @@ class DuplicatesView(QDialog):
         for n, g in enumerate(self.groups, 1):
             top = QTreeWidgetItem([f"#{n} {g.tier}: keep {g.keeper_path}", g.keeper_reason])
             top.setData(0, Qt.ItemDataRole.UserRole, n - 1)
-            top.setCheckState(0, Qt.CheckState.Checked)
+            # A burst's shots are not copies: ticked only by the user.
+            top.setCheckState(0, Qt.CheckState.Checked if g.tier != "similar" else Qt.CheckState.Unchecked)
             for m in g.members:
                 words = "keeper" if m.photo_id == g.keeper else ", ".join(f"{k} {v}" for k, v in m.evidence.items())
                 child = QTreeWidgetItem([m.path or str(m.photo_id), words])
@@ -124,7 +125,8 @@ class DuplicatesView(QDialog):
             self.tree.addTopLevelItem(top)
         self.tree.expandAll()
         note = "" if result.used_embeddings else " (hashes and capture times only: no meaningful embeddings)"
-        self.status.setText(f"{len(self.groups)} groups{note}. Untick a group to leave it alone.")
+        self.status.setText(f"{len(self.groups)} groups{note}. Ticked groups lose all but their keeper; bursts "
+                            "(similar) are left unticked.")
         self.trash_button.setEnabled(bool(self.groups))
         paths = [m.path for g in self.groups for m in g.members if m.path]
         self.controller.read(lambda: _thumbnails(paths), self._set_thumbnails)

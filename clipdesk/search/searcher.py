@@ -89,8 +89,11 @@ class Searcher:
         ids = fused.ids
         scores = np.fromiter((order_scores[i] for i in ids.tolist()), np.float64, len(ids))
         relevant = self._relevance(query, positive_text, ids, scores, terms, min_score)
-        full = keywords.full_hits()
-        relevant |= np.fromiter((i in full for i in ids.tolist()), bool, len(ids))
+        if positive_text is not None:
+            # A text query's words found in a photo make it relevant; with an image in the query ("like this,
+            # at night") the words only rank, or every photo captioned "night" would count as like the image.
+            full = keywords.full_hits()
+            relevant |= np.fromiter((i in full for i in ids.tolist()), bool, len(ids))
         keep = np.arange(len(ids)) if show_all else np.flatnonzero(relevant)
         keep = keep[:k]
         shown = [int(i) for i in ids[keep]]

@@ -148,3 +148,20 @@ def test_sort_by_date_keeps_the_same_photos(library, lib):
     assert _paths(by_relevance) == ["scan0001.png", "x.jpg", "sunset.jpg"]
     assert _paths(by_date) == ["x.jpg", "sunset.jpg", "scan0001.png"]  # 2024, 2021, undated last
     assert [h.relevant for h in by_date.hits] == [True, True, True]
+
+
+def test_with_an_image_in_the_query_words_only_rank(library, lib):
+    from clipdesk.search import Term
+
+    add_photos(library, KEY, [{"path": f"/lib/f/{i}.jpg", "vector": axis(4) + 0.01 * i * axis(3)} for i in range(40)])
+    set_user_caption(library, lib[3], "sunset over the bay")
+    s = _searcher(library, sunset=1)
+    # Control: a text query's full caption hit is relevant.
+    assert "scan0002.png" in _paths(s.search(parse_text_query("sunset"), k=5))
+    # "Like the dog photo, at sunset": CLIP's verdict decides; the caption still lifts the photo in the ranking.
+    query = [Term("photo", lib[1]), *parse_text_query("sunset")]
+    relevant = s.search(query, k=5)
+    assert "scan0002.png" not in _paths(relevant) and "sunset.jpg" in _paths(relevant)
+    ranked = s.search(query, k=50, show_all=True).hits
+    order = [h.path.rsplit("/", 1)[-1] for h in ranked]
+    assert order.index("scan0002.png") < order.index("scan0001.png")  # CLIP puts it below; its caption lifts it

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from clipdesk.duplicates.synth import make_tree
 from clipdesk.imageio import read_photo
@@ -48,16 +49,20 @@ def test_find_trash_after_confirming_and_undo(qtbot, window, tree):
     assert shown.args == [4] and view.tree.topLevelItemCount() == 4
     assert "keep" in view.tree.topLevelItem(0).text(0)
 
+    # The burst (similar) starts unticked: its shots are not copies.
+    ticked = [view.tree.topLevelItem(i).checkState(0) == Qt.CheckState.Checked for i in range(4)]
+    assert [g.tier != "similar" for g in view.groups] == ticked and not all(ticked)
+    extras = sum(len(g.members) - 1 for g, on in zip(view.groups, ticked, strict=True) if on)
     asked = []
     view.confirm = lambda n, g: asked.append((n, g)) or False  # the user says no
     view.trash_button.click()
-    assert asked == [(1 + 1 + 9 + 2, 4)] and view.status.text() == "Nothing moved."
+    assert asked == [(extras, 3)] and extras == 1 + 1 + 9 + 2 - 2 and view.status.text() == "Nothing moved."
     assert _sha(tree.truth) == before
 
     view.confirm = lambda n, g: True
     with qtbot.waitSignal(view.trashed, timeout=60000) as moved:
         view.trash_button.click()
-    assert len(moved.args[0].moved) == 13 and not any(os.path.exists(p) for p in moved.args[0].moved)
+    assert len(moved.args[0].moved) == extras and not any(os.path.exists(p) for p in moved.args[0].moved)
 
     with qtbot.waitSignal(view.restored, timeout=60000) as back:
         window.undo_trash_action.trigger()
