@@ -51,6 +51,8 @@ def _find(args, lib):
 
 
 def cmd_find(args) -> int:
+    from clipdesk.duplicates.grouping import evidence_words
+
     lib = library(args)
     result = _find(args, lib)
     if result.cancelled:
@@ -62,17 +64,13 @@ def cmd_find(args) -> int:
     human = []
     for g in groups:
         human.append(f"#{g['number']} {g['tier']}: keep {g['keeper']} ({g['keeper_reason']})")
-        human += [f"    {p['path']}  {_words(p['evidence'])}" for p in g["photos"][1:]]
+        human += [f"    {p['path']}  ({evidence_words(p['evidence'])})" for p in g["photos"][1:]]
     human.append(f"{len(groups)} groups." + ("" if result.used_embeddings else
                                              " (Grouped on hashes and capture times only: no usable embeddings.)"))
     for path, reason in result.hashing.errors:
         say(f"skipped {path}: {reason}")
     emit(args, data, human)
     return 0
-
-
-def _words(evidence: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in evidence.items())
 
 
 def cmd_trash(args) -> int:

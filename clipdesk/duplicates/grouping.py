@@ -227,3 +227,25 @@ def evidence(data: DupData, k: int, r: int, f: dict, n: int, tier_code: int, th:
     if tier_code == NONE:
         out["linked_via"] = "another photo of the group"  # joined through a third photo, not directly
     return out
+
+
+def evidence_words(evidence: dict) -> str:
+    """Evidence as a person reads it: 'same bytes', 'pHash 4 bits apart (rot90) · cosine 0.97 · 2 s apart'."""
+    if evidence.get("keeper"):
+        return "keeper"
+    if evidence.get("content_hash"):
+        return "same bytes"
+    if evidence.get("pixels"):
+        return "same pixels, other metadata"
+    parts = []
+    if "phash_distance" in evidence:
+        turned = evidence.get("transform")
+        parts.append(f"pHash {evidence['phash_distance']} bits apart"
+                     + (f" ({turned})" if turned and turned != "identity" else ""))
+    if "cosine" in evidence:
+        parts.append(f"cosine {evidence['cosine']:.3f}")
+    if "seconds_apart" in evidence:
+        parts.append(f"taken {evidence['seconds_apart']:g} s apart")
+    if "linked_via" in evidence:
+        parts.append(f"linked via {evidence['linked_via']}")
+    return " · ".join(parts)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from clipdesk.duplicates.grouping import evidence_words
 from clipdesk.gui.errors import show_error
 from clipdesk.gui.lanes import Job, Lane
 
@@ -68,6 +69,7 @@ class DuplicatesView(QDialog):
                              "asking, and moves can be undone.", wordWrap=True)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Photo", "Evidence"])
+        self.tree.setColumnWidth(0, 520)  # room for a thumbnail and the path; the evidence is short
         self.tree.setIconSize(QPixmap(THUMB, THUMB).size())
         top = QHBoxLayout()
         for w in (self.tier, self.find_button, self.trash_button, self.undo_button):
@@ -118,8 +120,9 @@ class DuplicatesView(QDialog):
             # A burst's shots are not copies: ticked only by the user.
             top.setCheckState(0, Qt.CheckState.Checked if g.tier != "similar" else Qt.CheckState.Unchecked)
             for m in g.members:
-                words = "keeper" if m.photo_id == g.keeper else ", ".join(f"{k} {v}" for k, v in m.evidence.items())
+                words = "keeper" if m.photo_id == g.keeper else evidence_words(m.evidence)
                 child = QTreeWidgetItem([m.path or str(m.photo_id), words])
+                child.setToolTip(0, m.path or str(m.photo_id))
                 child.setData(0, Qt.ItemDataRole.UserRole + 1, m.path)
                 top.addChild(child)
             self.tree.addTopLevelItem(top)

@@ -24,11 +24,12 @@ def why_text(why: list[dict], with_clip: bool = True) -> str:
 
 
 def why_brief(score: float, why: list[dict]) -> str:
-    """The grid cell's second line: the strongest keyword evidence, else CLIP's score ('0.273')."""
+    """The grid cell's second line: the strongest keyword evidence ('words: INV0ICE #7391'), else CLIP's
+    score ('0.273'); the tooltip has both."""
     for entry in why:
         if entry["source"] != "clip":
             text = " ".join(str(entry.get("text", "")).split())
             label = {"ocr": "words", "caption": "caption", "label": "label", "name": "name"}.get(entry["source"],
                                                                                               entry["source"])
-            return f"{score:.3f} · {label}" + (f": {text}" if text else "")
+            return label + (f": {text}" if text else "")
     return f"{score:.3f}"

@@ -143,3 +143,14 @@ def test_cancel_keeps_the_hashes_made_so_far(library, coco_images):
     report = compute_hashes(library, batch=2, progress=lambda p: p.done >= 2 and token.cancel(), cancel=token)
     assert report.cancelled and report.hashed == 2
     assert compute_hashes(library).todo == 3  # the next run continues
+
+
+def test_evidence_reads_as_words():
+    from clipdesk.duplicates.grouping import evidence_words
+
+    assert evidence_words({"content_hash": True}) == "same bytes"
+    assert evidence_words({"pixels": True}) == "same pixels, other metadata"
+    assert evidence_words({"phash_distance": 4, "transform": "rot90", "cosine": 0.97123}) == \
+        "pHash 4 bits apart (rot90) · cosine 0.971"
+    assert evidence_words({"phash_distance": 0, "transform": "identity", "seconds_apart": 2.0}) == \
+        "pHash 0 bits apart · taken 2 s apart"

@@ -42,7 +42,7 @@ def test_why_line_and_sort_toggle(window, qtbot, tmp_path, coco_images):
     row = [window.grid_model.item(r).path for r in range(window.grid_model.rowCount())].index(
         items["harbour.jpg"].path)
     display = window.grid_model.data(window.grid_model.index(row))
-    assert display.splitlines()[1].startswith(f"{items['harbour.jpg'].score:.3f} · caption")
+    assert display.splitlines()[1] == "caption: an old lighthouse above the harbour"
     assert "looks like" in window.grid_model.data(window.grid_model.index(row), 3)  # the tooltip: every signal
     by_relevance = [window.grid_model.item(r).path for r in range(window.grid_model.rowCount())]
 
