@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pty
+import select
 from pathlib import Path
 
 import pytest
-from _cli import cli_env, ok_json, query_db, run_cli
+from _cli import cli_args, cli_env, ok_json, query_db, run_cli
 
 from clipdesk.duplicates.synth import make_tree
 
 pytestmark = pytest.mark.slow
+
+
+def _at_terminal(argv: list[str], env: dict[str, str], answer: str) -> tuple[int, str]:
+    """Run ``argv`` on a pseudo-terminal, answer its question, return (exit code, what it showed)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its stdin, stdout and stderr are the terminal
+        os.execvpe(argv[0], argv, env)
+    shown, answered = b"", False
+    try:
+        while select.select([fd], [], [], 120)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not answered and b"[y/N]" in shown:
+                os.write(fd, answer.encode() + b"\n")
+                answered = True
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), shown.decode(errors="replace")
 
 
 def _sha(paths) -> dict[str, str]:
@@ -47,6 +73,10 @@ def test_find_trash_with_confirmation_and_undo(tmp_path, coco_images):
     extras = {p["path"] for g in found["groups"] for p in g["photos"][1:]}
     bursts = {p["path"] for g in found["groups"] if g["tier"] == "similar" for p in g["photos"]}
     assert bursts and offered == extras - bursts
+    # At a terminal it asks; anything but yes moves nothing.
+    code, shown = _at_terminal(cli_args(library, "duplicates", "trash", "--tier", "near"), env, "n")
+    assert code == 1 and "[y/N]" in shown and "nothing moved" in shown
+    assert _sha(tree.truth) == before
 
     moved = ok_json(run_cli(library, "duplicates", "trash", "--tier", "near", "--groups", str(number), "--yes",
                             "--json", env=env))
