@@ -31,10 +31,12 @@ NULL_PROMPTS = ("a photo", "a picture", "an image", "a photo of something", "a s
 IMAGE_Z_CUTOFF = 3.0
 # Below this many photos the distribution cannot be estimated: no image cut-off.
 IMAGE_CUTOFF_MIN_LIBRARY = 30
-# CLIP's share of the pool: this many candidates per result asked for, at least CLIP_POOL_MIN. Fusion can lift a
-# photo that CLIP ranks this deep, and caption words give partial shares to these photos.
+# CLIP's share of the pool: this many candidates per result asked for, at least CLIP_POOL_MIN and at most
+# CLIP_POOL_EXTRA beyond the results asked for. Fusion can lift a photo that CLIP ranks this deep, and caption
+# words give partial shares to these photos.
 CLIP_POOL_PER_RESULT = 5
 CLIP_POOL_MIN = 200
+CLIP_POOL_EXTRA = 1000
 SORTS = ("relevance", "date")
 
 
@@ -115,7 +117,7 @@ class Searcher:
 
     def _pool(self, terms, query, k, allow):
         """CLIP's top candidates plus every photo a keyword signal names: ids, CLIP scores, the signals."""
-        n_clip = max(CLIP_POOL_PER_RESULT * k, CLIP_POOL_MIN)
+        n_clip = max(min(CLIP_POOL_PER_RESULT * k, k + CLIP_POOL_EXTRA), CLIP_POOL_MIN)
         ids, scores = self.index.search(query, n_clip, allow)
         positive = [t for t in terms if t.kind == "text" and not t.negative]
         vector_ids = self.index.vectors.ids  # ascending: the photos with a vector, present ones only
