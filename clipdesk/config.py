@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Below this many vectors a brute-force matrix product beats HNSW on a laptop
 # CPU (bench/search_latency.py; perf-facts: 11 ms exact at 100k, 104 ms at 1M).
 DEFAULT_HNSW_MIN_SIZE = 300_000
+
+
+def default_hnsw_min_size() -> int:
+    """``CLIPDESK_HNSW_MIN_SIZE`` overrides the threshold (tests; a user who wants the graph sooner or never)."""
+    return int(os.environ.get("CLIPDESK_HNSW_MIN_SIZE", DEFAULT_HNSW_MIN_SIZE))
 
 
 def default_decode_workers() -> int:
@@ -25,7 +30,7 @@ class CoreConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     batch_size: int = 32
     decode_workers: int = -1  # -1: choose from the CPU count; 0: decode inline
-    hnsw_min_size: int = DEFAULT_HNSW_MIN_SIZE
+    hnsw_min_size: int = field(default_factory=default_hnsw_min_size)
 
     def workers(self) -> int:
         return default_decode_workers() if self.decode_workers < 0 else self.decode_workers

@@ -42,7 +42,9 @@ def cmd_index(args) -> int:
     with sigint_cancels(CancelToken()) as token, ProgressBar(not args.json, phase="indexing") as bar:
         report = index(lib, args.paths, encoder, config, progress=bar, cancel=token)
         tuned = 0 if report.cancelled else refresh(lib, encoder, bar, token)
-    data = {"library": str(lib.root), "model": encoder.spec.name, **vars(report), "tuned_vectors_written": tuned}
+    graph = None if report.cancelled else _update_graph(args, lib, config)
+    data = {"library": str(lib.root), "model": encoder.spec.name, **vars(report), "tuned_vectors_written": tuned,
+            "graph": graph}
     human = [
         f"{'Stopped' if report.cancelled else 'Indexed'}: {report.found} photos found, {report.new} new, "
         f"{report.changed} changed, {report.moved} moved, {report.unchanged} unchanged, "
@@ -56,6 +58,18 @@ def cmd_index(args) -> int:
             "photos already indexed are kept.")
         return 130
     return 0
+
+
+def _update_graph(args, lib, config) -> dict | None:
+    """Bring the search graph up to date now, so that the next search need not (a large library only)."""
+    from clipdesk.store.vectors import VectorIndex
+
+    index = VectorIndex(lib, engine(args, lib, tuned=True).key, config.hnsw_min_size)
+    if index.mode != "hnsw":
+        return None
+    say("updating the search graph...")
+    index.hnsw()
+    return vars(index.graph.stats)
 
 
 def cmd_status(args) -> int:

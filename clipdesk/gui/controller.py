@@ -406,7 +406,7 @@ class LibraryController(QObject):
                 cached = self._searchers.get(encoder.key)
                 if cached is None or cached[0] != generation:
                     cached = (generation, Searcher(library, encoder, self.config.hnsw_min_size,
-                                                   cutoff=not encoder.spec.random_init))
+                                                   cutoff=not encoder.spec.random_init, background=True))
                     self._searchers[encoder.key] = cached
                 searcher = cached[1]
                 searcher.engine = encoder

@@ -63,13 +63,16 @@ class SearchResult:
 class Searcher:
     """Runs queries against one library with one model."""
 
-    def __init__(self, library: Library, engine: Encoder, hnsw_min_size: int, cutoff: bool = True) -> None:
+    def __init__(self, library: Library, engine: Encoder, hnsw_min_size: int, cutoff: bool = True,
+                 background: bool = False) -> None:
         """``cutoff=False`` turns the automatic relevance cut-off off: used for
-        the test-only random model, whose scores carry no meaning to cut on."""
+        the test-only random model, whose scores carry no meaning to cut on.
+        ``background=True`` (the app): the search graph is made ready on a
+        thread of its own while searches answer exactly."""
         self.library = library
         self.engine = engine
         self.cutoff = cutoff
-        self.index = VectorIndex(library, engine.key, hnsw_min_size)
+        self.index = VectorIndex(library, engine.key, hnsw_min_size, background=background)
         self._null: np.ndarray | None = None
 
     def search(self, terms: list[Term], k: int = 20, filters: Filters | None = None,

@@ -1,31 +1,27 @@
-"""Vectors for search: an exact in-RAM matrix, or an HNSW index when large.
+"""Vectors for search: an exact in-RAM matrix, or an HNSW graph when large.
 
-The database is the source of truth. The HNSW file is derived data: it is
-saved atomically beside the database with a manifest naming the database
-generation it was built from, and rebuilt whenever it is missing, stale or
-fails its checksum.
+The database is the source of truth. The graph is derived data (``graph.py``):
+saved beside the database, brought up to date in place when the library
+changed, rebuilt when damaged or worn. A search never waits for that work
+when the index runs it in the background: it answers exactly until the graph
+is ready.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from clipdesk.store.db import Library
+from clipdesk.store.graph import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, SavedGraph, Snapshot
 from clipdesk.store.models import Embedding, Photo
 
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 200
+__all__ = ["HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "VectorIndex", "VectorSet", "load_vectors"]
 
 
 @dataclass
@@ -60,18 +56,35 @@ def load_vectors(library: Library, model_key: str) -> VectorSet:
 
 
 class VectorIndex:
-    """Top-k inner-product search over one model's vectors."""
+    """Top-k inner-product search over one model's vectors.
 
-    def __init__(self, library: Library, model_key: str, hnsw_min_size: int) -> None:
+    ``background=True`` (the app): the graph is loaded, updated or built on a
+    thread of its own and searches answer exactly meanwhile. Otherwise (the CLI,
+    one search per process) the first search that needs the graph gets it first.
+    """
+
+    def __init__(self, library: Library, model_key: str, hnsw_min_size: int, background: bool = False) -> None:
         self.library = library
         self.model_key = model_key
         self.hnsw_min_size = hnsw_min_size
+        self.background = background
+        # Read before the vectors: if they change meanwhile, the graph records the older state and is updated later.
+        self.generation = library.vectors_generation()
+        self.as_of = _newest_vector(library, model_key)
         self.vectors = load_vectors(library, model_key)
+        self.graph = SavedGraph(library.vectors_dir, model_key)
         self._hnsw = None
+        self._lock = threading.Lock()
+        self._graph_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
 
     @property
     def mode(self) -> str:
         return "hnsw" if len(self.vectors) >= max(1, self.hnsw_min_size) else "exact"
+
+    @property
+    def graph_ready(self) -> bool:
+        return self._hnsw is not None
 
     def search(self, query: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (photo ids, scores), best first. ``allow``: optional bool mask over ``vectors.ids``."""
@@ -79,12 +92,23 @@ class VectorIndex:
         k = min(k, n if allow is None else int(allow.sum()))
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if self.mode == "exact":
-            scores = self.vectors.matrix @ query.astype(np.float32)
-            if allow is not None:
-                scores = np.where(allow, scores, -np.inf)
-            return self._top(np.arange(n), scores, k)
-        return self._hnsw_search(query, k, allow)
+        if self.mode == "hnsw":
+            if self.background and self._hnsw is None:
+                self.prepare_graph()
+            else:
+                return self._hnsw_search(query, k, allow)
+        scores = self.vectors.matrix @ query.astype(np.float32)
+        if allow is not None:
+            scores = np.where(allow, scores, -np.inf)
+        return self._top(np.arange(n), scores, k)
+
+    def prepare_graph(self) -> threading.Thread:
+        """Start getting the graph ready on a thread of its own (once); searches answer exactly meanwhile."""
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self.hnsw, name=f"graph:{self.model_key}", daemon=True)
+                self._worker.start()
+            return self._worker
 
     def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(scores))
@@ -102,71 +126,25 @@ class VectorIndex:
         labels, distances = index.knn_query(query.astype(np.float32)[None, :], k=k, filter=filt)
         return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
 
-    # -- the saved HNSW index -------------------------------------------------
-
-    def _paths(self) -> tuple[Path, Path]:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model_key)
-        base = self.library.vectors_dir / safe
-        return base.with_suffix(".hnsw"), base.with_suffix(".json")
-
     def hnsw(self):
+        """The graph for these vectors: the saved one, brought up to date, or built (and saved)."""
         if self._hnsw is None:
-            self._hnsw = self._load_hnsw() or self._build_hnsw()
+            with self._graph_lock:  # one opener; a caller that needs the graph now waits for the thread's
+                if self._hnsw is None:
+                    snap = Snapshot(self.vectors.ids, self.vectors.matrix, self.generation, self.as_of)
+                    self._hnsw = self.graph.open(snap, self._changed_since)
         return self._hnsw
 
-    def _load_hnsw(self):
-        import hnswlib
-
-        index_path, manifest_path = self._paths()
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            if (
-                manifest.get("model_key") != self.model_key
-                or manifest.get("generation") != self.library.vectors_generation()
-                or manifest.get("count") != len(self.vectors)
-                or manifest.get("digest") != _digest(index_path)
-            ):
-                return None
-            index = hnswlib.Index(space="ip", dim=self.vectors.matrix.shape[1])
-            index.load_index(str(index_path), max_elements=len(self.vectors))
-        except (OSError, ValueError, RuntimeError, KeyError):
-            return None
-        return index
-
-    def _build_hnsw(self):
-        import hnswlib
-
-        generation = self.library.vectors_generation()
-        n, dim = self.vectors.matrix.shape
-        index = hnswlib.Index(space="ip", dim=dim)
-        index.init_index(max_elements=max(n, 1), M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, random_seed=0)
-        index.add_items(self.vectors.matrix, self.vectors.ids)
-        index_path, manifest_path = self._paths()
-        index_path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(index_path, lambda tmp: index.save_index(tmp))
-        manifest = {"model_key": self.model_key, "generation": generation, "count": n, "dim": dim,
-                    "digest": _digest(index_path)}
-        _atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
-        return index
+    def _changed_since(self, as_of: str) -> np.ndarray:
+        """Photos whose vectors were written after ``as_of``. The graph's ``as_of`` is read before its vectors, so a
+        batch that lands in between is re-added later, harmlessly; a batch shares one write time, so none is missed."""
+        with self.library.session() as s:
+            rows = s.execute(select(Embedding.photo_id).where(
+                Embedding.model_key == self.model_key, Embedding.created_at > datetime.fromisoformat(as_of))).all()
+        return np.asarray(sorted(r[0] for r in rows), np.int64)
 
 
-def _digest(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-
-
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """Write via a temp file in the same folder, fsync, then rename over."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _newest_vector(library: Library, model_key: str) -> str | None:
+    with library.session() as s:
+        newest = s.scalar(select(func.max(Embedding.created_at)).where(Embedding.model_key == model_key))
+    return newest.isoformat() if newest is not None else None
