@@ -9,6 +9,7 @@ is ready.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from clipdesk.store.db import Library
 from clipdesk.store.graph import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, SavedGraph, Snapshot
 from clipdesk.store.models import Embedding, Photo
 
+log = logging.getLogger(__name__)
 __all__ = ["HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "VectorIndex", "VectorSet", "load_vectors"]
 
 
@@ -77,6 +79,7 @@ class VectorIndex:
         self._lock = threading.Lock()
         self._graph_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self.graph_error: Exception | None = None
 
     @property
     def mode(self) -> str:
@@ -106,9 +109,16 @@ class VectorIndex:
         """Start getting the graph ready on a thread of its own (once); searches answer exactly meanwhile."""
         with self._lock:
             if self._worker is None:
-                self._worker = threading.Thread(target=self.hnsw, name=f"graph:{self.model_key}", daemon=True)
+                self._worker = threading.Thread(target=self._prepare, name=f"graph:{self.model_key}", daemon=True)
                 self._worker.start()
             return self._worker
+
+    def _prepare(self) -> None:
+        try:
+            self.hnsw()
+        except Exception as exc:  # e.g. a full disk while saving: searches stay exact, and correct
+            self.graph_error = exc
+            log.warning("search graph for %s not ready: %s; searching exactly", self.model_key, exc)
 
     def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(scores))

@@ -206,3 +206,16 @@ def test_temp_files_a_killed_save_left_are_swept(library, filled):
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
     assert not old.exists() and recent.exists()
+
+
+def test_a_failing_background_graph_leaves_exact_search(library, filled, monkeypatch):
+    def broken(self, snap, changed_since):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SavedGraph, "open", broken)
+    index = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    query = index.vectors.matrix[7]
+    index.search(query, 3)
+    index.prepare_graph().join(10)
+    assert isinstance(index.graph_error, OSError) and not index.graph_ready
+    assert index.search(query, 3)[0].tolist() == _exact_top(library, query, 3)[0].tolist()
