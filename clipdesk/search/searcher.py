@@ -85,9 +85,10 @@ class Searcher:
             raise QueryError(f"Sort by {' or '.join(SORTS)}, not {sort!r}.")
         vectors = self.index.vectors
         if len(vectors) == 0:
-            return SearchResult([], True, self.index.mode, 0, terms)
+            return SearchResult([], True, self.index.search_mode, 0, terms)
         query, positive_text = self._query_vector(terms)
         allow = self._allow_mask(terms, filters)
+        mode = self.index.search_mode  # before searching: a background graph may be ready by the end
         pool, clip_scores, keywords = self._pool(terms, query, k, allow)
         fused = fuse(pool, clip_scores, keywords.shares)
         order_scores = dict(zip(pool.tolist(), clip_scores.tolist(), strict=True))
@@ -114,7 +115,7 @@ class Searcher:
         if sort == "date":
             hits.sort(key=lambda h: (h.taken_at is None, -(h.taken_at.timestamp() if h.taken_at else 0.0)))
         considered = len(vectors) if allow is None else int(allow.sum())
-        return SearchResult(hits, not bool(relevant.any()), self.index.mode, considered, terms)
+        return SearchResult(hits, not bool(relevant.any()), mode, considered, terms)
 
     # -- internals ---------------------------------------------------------------
 

@@ -89,6 +89,11 @@ class VectorIndex:
     def graph_ready(self) -> bool:
         return self._hnsw is not None
 
+    @property
+    def search_mode(self) -> str:
+        """How the next search runs: "hnsw", "exact", or "exact" while a background graph gets ready."""
+        return "exact" if self.mode == "hnsw" and self.background and not self.graph_ready else self.mode
+
     def search(self, query: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (photo ids, scores), best first. ``allow``: optional bool mask over ``vectors.ids``."""
         n = len(self.vectors)

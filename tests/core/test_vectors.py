@@ -120,13 +120,14 @@ def test_background_searches_answer_exactly_until_the_graph_is_ready(library, fi
     monkeypatch.setattr(SavedGraph, "open", slow_open)
     index = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
     query = index.vectors.matrix[42]
+    assert index.search_mode == "exact"
     ids, scores = index.search(query, 10)  # the graph is being made: no waiting, exact answers
     assert started.wait(10) and not index.graph_ready
     exact_ids, exact_scores = _exact_top(library, query, 10)
     assert ids.tolist() == exact_ids.tolist() and np.allclose(scores, exact_scores)
     release.set()
     index.prepare_graph().join(30)
-    assert index.graph_ready and index.search(query, 1)[0][0] == filled[42]
+    assert index.graph_ready and index.search_mode == "hnsw" and index.search(query, 1)[0][0] == filled[42]
 
 
 def test_a_kill_between_graph_files_is_detected(library, filled, monkeypatch):
