@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from _cli import cli_env, ok_json, run_cli
 
 from clipdesk.ocr.samples import SAMPLES, write_samples
+
+NETLESS = Path(__file__).parent / "netless"
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +22,24 @@ def read_tree(tmp_path_factory):
     photos = root / "photos"
     write_samples(photos, SAMPLES[:2], plain=1)
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    env = cli_env(root / "models")
+    # Offline, as a user's laptop may be: every process of these commands has the network blocked.
+    env = cli_env(root / "models", CLIPDESK_BLOCK_NETWORK="1",
+                  PYTHONPATH=os.pathsep.join(filter(None, [str(NETLESS), os.environ.get("PYTHONPATH")])))
     lib = root / "lib"
     ok_json(run_cli(lib, "index", str(photos), "--json", env=env))
     run = ok_json(run_cli(lib, "ocr", "run", "--json", env=env))
     return lib, env, photos, run
+
+
+def test_the_commands_ran_without_a_network(read_tree):
+    _lib, env, *_ = read_tree
+    probe = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 9), 1)"],
+                           env=env, capture_output=True, text=True)
+    assert probe.returncode != 0 and "network blocked" in probe.stderr
+    control = subprocess.run([sys.executable, "-c", "import socket; socket.getaddrinfo('localhost', 9)"],
+                             env={k: v for k, v in env.items() if k != "CLIPDESK_BLOCK_NETWORK"},
+                             capture_output=True, text=True)
+    assert control.returncode == 0, control.stderr  # the block is the variable's doing
 
 
 def test_ocr_run_reads_the_tree(read_tree):
