@@ -44,7 +44,7 @@ def test_library_folder_is_marked_and_reopens(tmp_path):
     with again.session() as s:
         assert s.scalar(select(Photo.path)) == "/x/a.jpg"
     version = sqlite3.connect(tmp_path / "lib" / "clipdesk.db").execute("select * from alembic_version").fetchall()
-    assert version == [("0004",)]
+    assert version == [("0005",)]
 
 
 def test_generation_counts_every_embedding_change(library):
@@ -61,6 +61,23 @@ def test_generation_counts_every_embedding_change(library):
     with library.session() as s:
         assert s.scalar(select(Embedding.photo_id)) is None
     assert library.vectors_generation() > g1
+
+
+def test_a_photo_going_missing_or_coming_back_counts(library):
+    from sqlalchemy import update
+
+    with library.session() as s, s.begin():
+        s.add(_photo("/x/a.jpg"))
+    g0 = library.vectors_generation()
+    with library.session() as s, s.begin():
+        s.execute(update(Photo).values(size=5))  # control: other columns change nothing a search serves
+    assert library.vectors_generation() == g0
+    with library.session() as s, s.begin():
+        s.execute(update(Photo).values(missing_since=utcnow()))  # gone (a scan, or moved to the trash)
+    g1 = library.vectors_generation()
+    with library.session() as s, s.begin():
+        s.execute(update(Photo).values(missing_since=None))  # back (undo)
+    assert g0 < g1 < library.vectors_generation()
 
 
 def test_deleting_a_photo_cascades_to_labels(library):
