@@ -29,8 +29,10 @@ NULL_PROMPTS = ("a photo", "a picture", "an image", "a photo of something", "a s
 # For image queries: a hit must stand this many standard deviations above the
 # query's mean similarity over the whole library.
 IMAGE_Z_CUTOFF = 3.0
-# Below this many photos the distribution cannot be estimated: no image cut-off.
+# Below this many photos the distribution cannot be estimated: no image cut-off. Above IMAGE_CUTOFF_SAMPLE it is
+# estimated from that many photos (the mean and spread of 20,000 scores are as good as those of a million).
 IMAGE_CUTOFF_MIN_LIBRARY = 30
+IMAGE_CUTOFF_SAMPLE = 20_000
 # CLIP's share of the pool: this many candidates per result asked for, at least CLIP_POOL_MIN and at most
 # CLIP_POOL_EXTRA beyond the results asked for. Fusion can lift a photo that CLIP ranks this deep, and caption
 # words give partial shares to these photos.
@@ -134,7 +136,7 @@ class Searcher:
         if extra:
             rows = np.searchsorted(vector_ids, np.asarray(extra, np.int64))
             ids = np.concatenate([ids, np.asarray(extra, np.int64)])
-            scores = np.concatenate([scores, self.index.vectors.matrix[rows] @ query])
+            scores = np.concatenate([scores, self.index.vectors.rows(rows) @ query])
         return ids, scores.astype(np.float64), keywords
 
     def _query_vector(self, terms: list[Term]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -152,7 +154,7 @@ class Searcher:
                 row = self.index.vectors.row_of(int(t.value))
                 if row is None:
                     raise QueryError(f"Photo {t.value} is not indexed with this model.")
-                vecs[id(t)] = self.index.vectors.matrix[row]
+                vecs[id(t)] = self.index.vectors.rows([row])[0]
         query = sum((-t.weight if t.negative else t.weight) * vecs[id(t)] for t in terms)
         norm = float(np.linalg.norm(query))
         if norm < 1e-6:
@@ -172,17 +174,21 @@ class Searcher:
             return scores >= min_score
         if not self.cutoff:
             return np.ones(len(ids), bool)
-        matrix = self.index.vectors.matrix
-        rows = np.searchsorted(self.index.vectors.ids, ids)
+        vectors = self.index.vectors
+        rows = np.searchsorted(vectors.ids, ids)
         if positive_text is not None:
             # Text-only query: beat the generic prompts on the positive part.
             null = self._null_vectors()
-            cand = matrix[rows]
+            cand = vectors.rows(rows)
             return (cand @ positive_text) > (cand @ null.T).max(axis=1)
         # Any image term: stand out from this query's library-wide distribution.
-        if len(matrix) < IMAGE_CUTOFF_MIN_LIBRARY:
+        if len(vectors) < IMAGE_CUTOFF_MIN_LIBRARY:
             return np.ones(len(ids), bool)
-        all_scores = matrix @ query
+        if len(vectors) > IMAGE_CUTOFF_SAMPLE:  # a large library: its distribution from a fixed sample
+            sample = np.random.default_rng(0).choice(len(vectors), IMAGE_CUTOFF_SAMPLE, replace=False)
+            all_scores = vectors.rows(np.sort(sample)) @ query
+        else:
+            all_scores = vectors.matrix @ query
         mu, sigma = float(all_scores.mean()), float(all_scores.std())
         return scores >= mu + IMAGE_Z_CUTOFF * max(sigma, 1e-6)
 

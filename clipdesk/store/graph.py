@@ -39,16 +39,23 @@ HNSW_EF_SEARCH = 200
 REBUILD_DELETED_SHARE = 0.25
 FORMAT = 2  # 1: one file + manifest, no ids file (rebuilt on first use)
 STALE_TEMP_S = 3600
+BUILD_BLOCK = 50_000
 
 
 @dataclass
 class Snapshot:
-    """The vectors a graph is made from, and the database state they were read at."""
+    """The vectors a graph is made from (a ``vectors.VectorSet``), and the generation they were read at."""
 
-    ids: np.ndarray  # int64 photo ids, ascending
-    matrix: np.ndarray  # float32 unit rows
+    vectors: object  # ids (ascending), dim, rows(...), matrix, as_of: the newest vector's write time (ISO)
     generation: int
-    as_of: str | None  # the newest embedding's created_at among them (ISO), None without any
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.vectors.ids
+
+    @property
+    def as_of(self) -> str | None:
+        return self.vectors.as_of
 
 
 @dataclass
@@ -93,12 +100,12 @@ class SavedGraph:
         try:
             manifest = json.loads(self.manifest_path.read_text())
             if (manifest.get("format") != FORMAT or manifest.get("model_key") != self.model_key
-                    or manifest.get("dim") != snap.matrix.shape[1]
+                    or manifest.get("dim") != snap.vectors.dim
                     or manifest.get("digest") != digest(self.index_path)
                     or manifest.get("ids_digest") != digest(self.ids_path)):
                 return None
             live = np.load(self.ids_path, allow_pickle=False)
-            index = hnswlib.Index(space="ip", dim=snap.matrix.shape[1])
+            index = hnswlib.Index(space="ip", dim=snap.vectors.dim)
             index.load_index(str(self.index_path), max_elements=max(manifest["elements"], 1))
         except (OSError, ValueError, RuntimeError, KeyError, TypeError):
             return None
@@ -121,18 +128,19 @@ class SavedGraph:
             rows = np.searchsorted(snap.ids, put)
             index.resize_index(max(index.get_max_elements(), len(labels)))
             # An existing label is updated in place, and undeleted if it was deleted (a photo that came back).
-            index.add_items(snap.matrix[rows], put)
+            index.add_items(snap.vectors.rows(rows), put)
         self.stats = GraphStats(False, len(new), len(gone), len(changed))
         return True
 
     def _build(self, snap: Snapshot):
         import hnswlib
 
-        n, dim = snap.matrix.shape
+        n, dim = len(snap.ids), snap.vectors.dim
         index = hnswlib.Index(space="ip", dim=dim)
         index.init_index(max_elements=max(n, 1), M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, random_seed=0)
-        if n:
-            index.add_items(snap.matrix, snap.ids)
+        for start in range(0, n, BUILD_BLOCK):  # in blocks: no fp32 copy of every vector at once
+            index.add_items(snap.vectors.rows(np.arange(start, min(start + BUILD_BLOCK, n))),
+                            snap.ids[start:start + BUILD_BLOCK])
         self.stats = GraphStats(built=True, added=n)
         return index
 
@@ -142,7 +150,7 @@ class SavedGraph:
         atomic_write(self.index_path, lambda tmp: index.save_index(tmp))
         atomic_write(self.ids_path, lambda tmp: _save_npy(tmp, snap.ids))
         manifest = {"format": FORMAT, "model_key": self.model_key, "generation": snap.generation,
-                    "as_of": snap.as_of, "count": len(snap.ids), "dim": int(snap.matrix.shape[1]),
+                    "as_of": snap.as_of, "count": len(snap.ids), "dim": snap.vectors.dim,
                     "elements": int(index.get_max_elements()),
                     "digest": digest(self.index_path), "ids_digest": digest(self.ids_path)}
         atomic_write(self.manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -21,27 +20,75 @@ from sqlalchemy import func, select
 from clipdesk.store.db import Library
 from clipdesk.store.graph import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, SavedGraph, Snapshot
 from clipdesk.store.models import Embedding, Photo
+from clipdesk.store.vector_file import VectorFile
 
 log = logging.getLogger(__name__)
 __all__ = ["HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "VectorIndex", "VectorSet", "load_vectors"]
 
 
-@dataclass
 class VectorSet:
-    ids: np.ndarray  # int64 photo ids, ascending
-    matrix: np.ndarray  # float32, one unit row per id
+    """Photo ids (ascending) and their unit vectors.
+
+    The vectors stay fp16 as read (memory-mapped from the vector file, or
+    from SQLite) until ``matrix`` is first asked for: a large library that
+    searches through its graph then never builds the fp32 copy (2 GB at 1M
+    photos); ``rows`` converts just the rows asked for.
+    """
+
+    def __init__(self, ids: np.ndarray, matrix16: np.ndarray, as_of: str | None = None) -> None:
+        self.ids = ids
+        self.as_of = as_of  # the newest vector's write time (ISO), or None
+        self._m16 = matrix16
+        self._m32: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        return int(self._m16.shape[1]) if self._m16.ndim == 2 else 0
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """float32, one unit row per id (numpy's fp16 matmul is ~20x slower)."""
+        if self._m32 is None:
+            with self._lock:
+                if self._m32 is None:
+                    self._m32 = np.asarray(self._m16, dtype=np.float32)
+        return self._m32
+
+    def rows(self, rows) -> np.ndarray:
+        """float32 rows ``rows`` without converting the rest."""
+        if self._m32 is not None:
+            return self._m32[rows]
+        return np.asarray(self._m16[rows], dtype=np.float32)
 
     def row_of(self, photo_id: int) -> int | None:
         i = int(np.searchsorted(self.ids, photo_id))
         return i if i < len(self.ids) and self.ids[i] == photo_id else None
 
 
-def load_vectors(library: Library, model_key: str) -> VectorSet:
-    """All present photos' vectors for ``model_key`` (fp16 on disk, fp32 in RAM:
-    numpy's fp16 matmul is ~20x slower)."""
+def load_vectors(library: Library, model_key: str, generation: int | None = None) -> VectorSet:
+    """All present photos' vectors for ``model_key``, from the vector file when it holds this generation, else
+    from the database (and the file is written for next time). ``generation``: the one read before, when the
+    caller has read it already."""
+    generation = library.vectors_generation() if generation is None else generation
+    vector_file = VectorFile(library.vectors_dir, model_key)
+    cached = vector_file.load(generation)
+    if cached is not None:
+        ids, matrix16, as_of = cached
+    else:
+        as_of = _newest_vector(library, model_key)  # before the rows: a later write is re-read, never missed
+        ids, matrix16 = _read_database(library, model_key)
+        if len(ids):
+            vector_file.save(ids, matrix16, generation, as_of)
+    if not len(ids):
+        return VectorSet(np.zeros(0, np.int64), np.zeros((0, 0), np.float16))
+    return VectorSet(ids, matrix16, as_of)
+
+
+def _read_database(library: Library, model_key: str) -> tuple[np.ndarray, np.ndarray]:
     with library.session() as s:
         rows = s.execute(
             select(Embedding.photo_id, Embedding.vector, Embedding.dim)
@@ -50,11 +97,9 @@ def load_vectors(library: Library, model_key: str) -> VectorSet:
             .order_by(Embedding.photo_id)
         ).all()
     if not rows:
-        return VectorSet(np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
-    dim = rows[0][2]
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float16)
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), "<f2").reshape(len(rows), dim).astype(np.float32)
-    return VectorSet(ids, matrix)
+    return ids, np.frombuffer(b"".join(r[1] for r in rows), "<f2").reshape(len(rows), rows[0][2])
 
 
 class VectorIndex:
@@ -72,8 +117,7 @@ class VectorIndex:
         self.background = background
         # Read before the vectors: if they change meanwhile, the graph records the older state and is updated later.
         self.generation = library.vectors_generation()
-        self.as_of = _newest_vector(library, model_key)
-        self.vectors = load_vectors(library, model_key)
+        self.vectors = load_vectors(library, model_key, self.generation)
         self.graph = SavedGraph(library.vectors_dir, model_key)
         self._hnsw = None
         self._lock = threading.Lock()
@@ -146,7 +190,7 @@ class VectorIndex:
         if self._hnsw is None:
             with self._graph_lock:  # one opener; a caller that needs the graph now waits for the thread's
                 if self._hnsw is None:
-                    snap = Snapshot(self.vectors.ids, self.vectors.matrix, self.generation, self.as_of)
+                    snap = Snapshot(self.vectors, self.generation)
                     self._hnsw = self.graph.open(snap, self._changed_since)
         return self._hnsw
 

@@ -154,8 +154,8 @@ def test_a_kill_between_graph_files_is_detected(library, filled, monkeypatch):
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "delete", "manifest"])
 def test_damaged_index_is_rebuilt(library, filled, damage):
     VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
-    (index_file,) = library.vectors_dir.glob("*.hnsw")
-    (manifest,) = library.vectors_dir.glob("*.json")
+    graph = SavedGraph(library.vectors_dir, KEY)
+    index_file, manifest = graph.index_path, graph.manifest_path
     if damage == "garbage":
         data = bytearray(index_file.read_bytes())
         data[100:200] = b"\xff" * 100
