@@ -198,3 +198,21 @@ def wait_quiet(threshold: float = 0.25, max_wait: float = 60.0, quiet: bool = Fa
                 print(f"  (machine still busy: {m.other:.2f} cores used by other processes; measuring anyway)")
             return m.other
         time.sleep(2.0)
+
+
+def run_sizes(doc: str, run, sizes: str, add_arguments=None) -> None:
+    """The command line of a benchmark run once per library size: ``--sizes``, ``--wait-quiet``, ``--tmp`` and
+    the benchmark's own options (``add_arguments(parser)``); ``run(n, args, tmp)`` per size, in one temp folder."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default=sizes, help=f"comma list of library sizes (default {sizes})")
+    ap.add_argument("--wait-quiet", type=float, default=0.25, metavar="CORES")
+    ap.add_argument("--tmp", type=Path, default=None, help="where the temporary libraries go")
+    if add_arguments is not None:
+        add_arguments(ap)
+    args = ap.parse_args()
+    print(machine_line())
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        for n in (int(s) for s in args.sizes.split(",")):
+            run(n, args, Path(tmp))

@@ -12,15 +12,13 @@ text-like) and their recall@10 against exact search is printed side by side.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 import _common  # noqa: F401 - sets up sys.path
 import numpy as np
-from _common import machine_line, pct, wait_quiet
+from _common import pct, run_sizes, wait_quiet
 from search_latency import DIM, MODEL_KEY, fill_library, make_space, structured_vectors, text_like_queries
 from sqlalchemy import insert, update
 
@@ -100,17 +98,7 @@ def run(n: int, args, tmp: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="100000")
-    ap.add_argument("--add", type=int, default=1000)
-    ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--wait-quiet", type=float, default=0.25, metavar="CORES")
-    ap.add_argument("--tmp", type=Path, default=None)
-    args = ap.parse_args()
-    print(machine_line())
-    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
-            run(n, args, Path(tmp))
+    run_sizes(__doc__, run, "100000", lambda ap: (ap.add_argument("--add", type=int, default=1000), ap.add_argument("--queries", type=int, default=200)))
 
 
 if __name__ == "__main__":

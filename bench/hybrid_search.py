@@ -14,14 +14,12 @@ alone (the keyword signals switched off), both exact search, k=20.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import _common  # noqa: F401 - sets up sys.path
 import numpy as np
-from _common import machine_line, pct, shared_data, wait_quiet
+from _common import pct, run_sizes, shared_data, wait_quiet
 from search_latency import DIM, MODEL_KEY, make_space, structured_vectors, text_like_queries
 from sqlalchemy import insert
 
@@ -129,16 +127,7 @@ def run(n: int, args, tmp: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="10000,100000")
-    ap.add_argument("--queries", type=int, default=60)
-    ap.add_argument("--wait-quiet", type=float, default=0.25, metavar="CORES")
-    ap.add_argument("--tmp", type=Path, default=None)
-    args = ap.parse_args()
-    print(machine_line())
-    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
-            run(n, args, Path(tmp))
+    run_sizes(__doc__, run, "10000,100000", lambda ap: (ap.add_argument("--queries", type=int, default=60)))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,11 @@ search of a text-like query. Printed: open time p50 of each, their ratio, the fi
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import _common  # noqa: F401 - sets up sys.path
-from _common import machine_line, pct, wait_quiet
+from _common import pct, run_sizes, wait_quiet
 from search_latency import MODEL_KEY, fill_library, make_space, structured_vectors, text_like_queries
 
 from clipdesk.store.db import Library
@@ -65,16 +63,7 @@ def run(n: int, args, tmp: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="100000")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--wait-quiet", type=float, default=0.25, metavar="CORES")
-    ap.add_argument("--tmp", type=Path, default=None)
-    args = ap.parse_args()
-    print(machine_line())
-    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
-            run(n, args, Path(tmp))
+    run_sizes(__doc__, run, "100000", lambda ap: (ap.add_argument("--repeats", type=int, default=3)))
 
 
 if __name__ == "__main__":

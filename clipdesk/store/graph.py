@@ -66,13 +66,17 @@ class GraphStats:
     updated: int = 0
 
 
+def model_files(directory: Path, model_key: str, *suffixes: str) -> list[Path]:
+    """The paths of a model's derived files in ``directory``: its key made safe as a file name, plus each suffix."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_key)
+    return [directory / f"{safe}{suffix}" for suffix in suffixes]
+
+
 class SavedGraph:
     def __init__(self, directory: Path, model_key: str) -> None:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_key)
         self.model_key = model_key
-        self.index_path = directory / f"{safe}.hnsw"
-        self.ids_path = directory / f"{safe}.ids.npy"
-        self.manifest_path = directory / f"{safe}.json"
+        self.index_path, self.ids_path, self.manifest_path = model_files(directory, model_key,
+                                                                         ".hnsw", ".ids.npy", ".json")
         self.stats = GraphStats()
 
     def open(self, snap: Snapshot, changed_since: Callable[[str], np.ndarray]):

@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
-from clipdesk.store.graph import atomic_write
+from clipdesk.store.graph import atomic_write, model_files
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -29,11 +28,9 @@ _BLOCK = 1 << 16
 
 class VectorFile:
     def __init__(self, directory: Path, model_key: str) -> None:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_key)
         self.model_key = model_key
-        self.data_path = directory / f"{safe}.vec.npy"
-        self.ids_path = directory / f"{safe}.vec-ids.npy"
-        self.manifest_path = directory / f"{safe}.vec.json"
+        self.data_path, self.ids_path, self.manifest_path = model_files(directory, model_key,
+                                                                        ".vec.npy", ".vec-ids.npy", ".vec.json")
 
     def load(self, generation: int) -> tuple[np.ndarray, np.ndarray, str | None] | None:
         """(ids, fp16 matrix memory-mapped, the newest vector's write time) when the file holds exactly
