@@ -10,6 +10,9 @@ import sys
 from PySide6.QtCore import QObject
 
 CALLS = 5000
+# Another thread of the test process (a worker finishing, the garbage collector) may hold a reference to a
+# singleton for a moment: a count off by a few is that, the bug loses one per call.
+NOISE = 50
 
 
 def _lost(call, obj) -> int:
@@ -22,9 +25,9 @@ def _lost(call, obj) -> int:
 
 def test_void_and_bool_calls_keep_their_references():
     probe = QObject()
-    assert _lost(lambda: probe.setObjectName(""), None) == 0  # 6.12.0 on 3.11: CALLS
-    assert _lost(lambda: probe.blockSignals(False), False) == 0
-    assert _lost(lambda: probe.signalsBlocked(), False) == 0
+    assert abs(_lost(lambda: probe.setObjectName(""), None)) < NOISE  # 6.12.0 on 3.11: CALLS
+    assert abs(_lost(lambda: probe.blockSignals(False), False)) < NOISE
+    assert abs(_lost(lambda: probe.signalsBlocked(), False)) < NOISE
 
 
 def test_the_count_sees_references_change():
