@@ -170,9 +170,7 @@ def partial_matches(library: Library, words: list[str], photo_ids) -> dict[int, 
 
 def stem_word(word: str) -> str:
     """A word as the caption index compares it: accents folded, lower-case, Porter-stemmed where nltk is."""
-    if _porter() is None:
-        return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).lower()
-    return _stem(word)
+    return _stem(word) if _porter() is not None else _fold(word)
 
 
 def _stems(caption: str) -> set[str]:
@@ -182,8 +180,12 @@ def _stems(caption: str) -> set[str]:
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """What FTS5's ``porter unicode61 remove_diacritics 2`` keeps of a word."""
-    folded = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
-    return _porter().stem(folded.lower())
+    return _porter().stem(_fold(word))
+
+
+def _fold(word: str) -> str:
+    """Accents dropped (NFKD, combining marks removed), lower-case: ``remove_diacritics 2``'s folding."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).lower()
 
 
 @lru_cache(maxsize=1)

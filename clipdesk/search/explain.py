@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 SOURCE_NAMES = {"ocr": "words in photo", "caption": "caption", "label": "label", "name": "name", "clip": "looks like"}
+BRIEF_NAMES = {**SOURCE_NAMES, "ocr": "words"}  # the grid cell's line is narrow
 SNIPPET_CHARS = 48
 
 
@@ -29,7 +30,6 @@ def why_brief(score: float, why: list[dict]) -> str:
     for entry in why:
         if entry["source"] != "clip":
             text = " ".join(str(entry.get("text", "")).split())
-            label = {"ocr": "words", "caption": "caption", "label": "label", "name": "name"}.get(entry["source"],
-                                                                                              entry["source"])
+            label = BRIEF_NAMES.get(entry["source"], entry["source"])
             return label + (f": {text}" if text else "")
     return f"{score:.3f}"

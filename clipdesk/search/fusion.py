@@ -32,6 +32,7 @@ KEYWORD_SOURCES = ("ocr", "caption", "label", "name")
 class Fused:
     ids: np.ndarray  # photo ids, best first
     scores: np.ndarray  # their fused scores
+    clip: np.ndarray  # their CLIP scores
     parts: list[dict[str, float]]  # per photo: each signal's contribution
 
 
@@ -45,7 +46,7 @@ def fuse(ids: np.ndarray, clip_scores: np.ndarray, keyword: dict[str, dict[int, 
     ids = np.asarray(ids, np.int64)
     clip_scores = np.asarray(clip_scores, np.float64)
     if len(ids) == 0:
-        return Fused(ids, np.zeros(0), [])
+        return Fused(ids, np.zeros(0), clip_scores, [])
     by_clip = np.lexsort((ids, -clip_scores))  # best CLIP first, then lower id
     clip_rank = np.empty(len(ids), np.int64)
     clip_rank[by_clip] = np.arange(1, len(ids) + 1)
@@ -60,4 +61,4 @@ def fuse(ids: np.ndarray, clip_scores: np.ndarray, keyword: dict[str, dict[int, 
             parts[i][source] = w * share / (RRF_K + rank)
     scores = np.fromiter((sum(p.values()) for p in parts), np.float64, len(parts))
     order = np.lexsort((ids, clip_rank, -scores))
-    return Fused(ids[order], scores[order], [parts[i] for i in order.tolist()])
+    return Fused(ids[order], scores[order], clip_scores[order], [parts[i] for i in order.tolist()])

@@ -78,8 +78,6 @@ class KeywordSignals:
         return {h.photo_id: float(h.share) for h in hits}
 
     def _captions(self, among: list[int]) -> dict[int, float]:
-        if not self.words and not self.phrases:
-            return {}
         full = full_matches(self.library, self.words, self.phrases)
         shares = dict.fromkeys(full.tolist(), 1.0)
         # A partial share needs the words; phrases count only in full (an FTS phrase query).
@@ -90,13 +88,13 @@ class KeywordSignals:
         """Labels whose every word is among the query's: 'golden retriever' matches 'golden retriever on grass'."""
         if not self.words:
             return {}
-        wanted = {stem_word(w): w for w in self.words}
+        wanted = {stem_word(w) for w in self.words}
         with self.library.session() as s:
             names = s.scalars(select(Label.label).distinct()).all()
             matching = {}
             for name in names:
                 stems = {stem_word(w) for w in query_words(name)}
-                if stems and stems <= wanted.keys():
+                if stems and stems <= wanted:
                     matching[name] = stems
             if not matching:
                 return {}
@@ -118,11 +116,11 @@ class KeywordSignals:
         with self.library.session() as s:
             rows = s.execute(select(Photo.id, Photo.path, Folder.path).outerjoin(Folder, Folder.id == Photo.folder_id)
                              .where(Photo.missing_since.is_(None), or_(*like))).all()
-        wanted = {stem_word(w) if not w.isdigit() else w for w in self.words}
+        wanted = {stem_word(w) for w in self.words}  # digits stem to themselves: "0042" stays "0042"
         shares, texts = {}, {}
         for pid, path, root in rows:
             rel = _relative_name(path, root)
-            got = {stem_word(t) if not t.isdigit() else t for t in name_words(rel)} & wanted
+            got = {stem_word(t) for t in name_words(rel)} & wanted
             if got:
                 shares[pid] = len(got) / len(wanted)
                 texts[pid] = rel

@@ -93,9 +93,7 @@ class Searcher:
         mode = self.index.search_mode  # before searching: a background graph may be ready by the end
         pool, clip_scores, keywords = self._pool(terms, query, k, allow)
         fused = fuse(pool, clip_scores, keywords.shares)
-        order_scores = dict(zip(pool.tolist(), clip_scores.tolist(), strict=True))
-        ids = fused.ids
-        scores = np.fromiter((order_scores[i] for i in ids.tolist()), np.float64, len(ids))
+        ids, scores = fused.ids, fused.clip
         relevant = self._relevance(query, positive_text, ids, scores, terms, min_score)
         if positive_text is not None:
             # A text query's words found in a photo make it relevant; with an image in the query ("like this,

@@ -41,6 +41,7 @@ def test_fusion_is_reciprocal_rank_fusion_by_hand():
               13: 1 / (k + 4) + 1 / (k + 1)}
     assert out.ids.tolist() == sorted(expect, key=lambda i: -expect[i]) == [11, 13, 12, 10]
     assert out.scores.tolist() == pytest.approx([expect[i] for i in out.ids.tolist()])
+    assert out.clip.tolist() == [0.8, 0.1, 0.7, 0.9]  # CLIP's scores, in the fused order
     assert out.parts[0] == pytest.approx({"clip": 1 / (k + 2), "caption": 1 / (k + 1)})
     # Ties in a keyword list go to the better CLIP match; names weigh half.
     out = fuse(ids, clip, {"name": {13: 1.0, 12: 1.0}})
