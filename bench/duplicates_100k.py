@@ -25,12 +25,11 @@ import resource
 import time
 from datetime import date
 
-import hnswlib
 import numpy as np
 
 from clipdesk.duplicates.data import DupData
 from clipdesk.duplicates.grouping import Thresholds, find_groups
-from clipdesk.store.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+from clipdesk.store.graph import Graph
 
 
 def _unit(x):
@@ -115,9 +114,7 @@ def main() -> None:
         data, truth = synth(n, args.dim, isotropic=args.isotropic)
         # The graph: built once and saved by the app (store/vectors.py), reused while the vectors are unchanged.
         t0 = time.perf_counter()
-        index = hnswlib.Index(space="ip", dim=args.dim)
-        index.init_index(max_elements=n, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, random_seed=0)
-        index.add_items(data.vectors, data.ids)
+        index = Graph.build(data.ids, lambda a, b: data.vectors[a:b], args.dim)
         build = time.perf_counter() - t0
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.perf_counter()

@@ -234,7 +234,7 @@ def main() -> None:
     print(machine_line())
     from importlib.metadata import version
 
-    print(f"hnswlib {version('hnswlib')}; query = VectorIndex.search(q, k={K}) incl. top-k sort")
+    print(f"usearch {version('usearch')}; query = VectorIndex.search(q, k={K}) incl. top-k sort")
     results = []
     with tempfile.TemporaryDirectory(prefix="clipdesk-bench-search-", dir=args.tmp) as tmp:
         for n in (int(x) for x in args.sizes.split(",")):

@@ -58,7 +58,9 @@ def tiny_engine():
 @pytest.fixture
 def library(tmp_path):
     from clipdesk.store.db import Library
+    from clipdesk.store.graph import forget_live
 
     lib = Library(tmp_path / "lib")
     yield lib
     lib.close()
+    forget_live()  # the search graphs this process held for it

@@ -62,9 +62,11 @@ def cmd_index(args) -> int:
 
 def _update_graph(args, lib, config) -> dict | None:
     """Bring the search graph up to date now, so that the next search need not (a large library only)."""
+    from clipdesk.search.probes import text_probes
     from clipdesk.store.vectors import VectorIndex
 
-    index = VectorIndex(lib, engine(args, lib, tuned=True).key, config.hnsw_min_size)
+    encoder = engine(args, lib, tuned=True)
+    index = VectorIndex(lib, encoder.key, config.hnsw_min_size, probes=text_probes(encoder))
     if index.mode != "hnsw":
         return None
     say("updating the search graph...")

@@ -65,7 +65,7 @@ def band_pairs(phash: np.ndarray, variants: np.ndarray, valid: np.ndarray, max_d
 def knn(matrix: np.ndarray, k: int = KNN, index=None, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(neighbour rows, cosines), n x k, self excluded; exact below ``EXACT_KNN_BELOW``, else the HNSW graph.
 
-    ``index``: an hnswlib index over the same rows, e.g. the library's saved one
+    ``index``: a ``store.graph.Graph`` over the same rows, e.g. the library's saved one
     (built here when absent); ``labels``: its label of each row, ascending (photo
     ids), when those are not the row numbers.
     """
@@ -83,16 +83,20 @@ def knn(matrix: np.ndarray, k: int = KNN, index=None, labels: np.ndarray | None 
             sim[start:start + len(s)] = np.take_along_axis(s, top, axis=1)
         return nbr, sim
     if index is None:
-        import hnswlib
+        from clipdesk.store.graph import Graph
 
-        index = hnswlib.Index(space="ip", dim=matrix.shape[1])
-        index.init_index(max_elements=n, M=16, ef_construction=100, random_seed=0)
-        index.add_items(matrix, np.arange(n))
-    index.set_ef(max(64, 2 * k))
-    found, dist = index.knn_query(matrix, k=k + 1)
-    found, sim = found.astype(np.int64), (1.0 - dist).astype(np.float32)
+        index = Graph.build(np.arange(n), lambda a, b: matrix[a:b], matrix.shape[1])
+    found, _ = index.search(matrix, k + 1, ef=max(64, 2 * k))
+    missing = found < 0  # a graph that found fewer than asked: padded with the row itself, at the lowest cosine
     if labels is not None:
-        found = np.minimum(np.searchsorted(labels, found), n - 1)
+        found = np.minimum(np.searchsorted(labels, np.where(missing, labels[0], found)), n - 1)
+    found = np.where(missing, np.arange(n)[:, None], found)
+    # Exact cosines of the pairs found (the graph keeps its vectors at bf16, and the thresholds compare these).
+    sim = np.empty(found.shape, np.float32)
+    for start in range(0, n, 4096):
+        part = slice(start, start + 4096)
+        sim[part] = np.einsum("ij,ikj->ik", matrix[part], matrix[found[part]])
+    sim[missing] = -1.0
     self_hit = found == np.arange(n)[:, None]
     # Drop each row's own entry (or its farthest, where the graph missed itself).
     drop = np.where(self_hit.any(axis=1), self_hit.argmax(axis=1), k)

@@ -131,7 +131,7 @@ def classify(data: DupData, pairs: np.ndarray, th: Thresholds, use_cosine: bool)
 def candidate_pairs(data: DupData, th: Thresholds, use_cosine: bool, index=None) -> tuple[np.ndarray, Thresholds]:
     """Every source of candidates (``candidates.py``), and the thresholds calibrated on the neighbours found.
 
-    ``index``: an hnswlib index over exactly the rows with vectors, labelled by photo id (the library's).
+    ``index``: a search graph over exactly the rows with vectors, labelled by photo id (the library's).
     """
     sources = [cand.equal_key_pairs(data.content), cand.equal_key_pairs(data.pixel),
                cand.band_pairs(data.phash, data.variants, data.has_hash, th.hash_similar), cand.time_pairs(data.taken, th.window_s)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from clipdesk.engine.registry import PRECISIONS, resolve
 from clipdesk.errors import ClipdeskError
 from clipdesk.gui.lanes import Job, JobQueue, Lane, TaskManager, default_tasks
 from clipdesk.search import NULL_PROMPTS, Filters, Searcher, Term
+from clipdesk.search.probes import PROBE_PROMPTS
 from clipdesk.store.db import MODEL_META, Library
 from clipdesk.store.queries import find_photo, folder_summaries
 from clipdesk.tuning.active import unwrap, wrap_engine
@@ -52,9 +54,10 @@ class _Encoded:
     A search must never run the model on an IO thread (one model, one lane); a miss here is a bug.
     """
 
-    def __init__(self, engine, texts: dict, files: dict) -> None:
+    def __init__(self, engine, texts: dict, files: dict, probes=None) -> None:
         self.key, self.spec = engine.key, engine.spec
         self._texts, self._files = texts, files
+        self.probes = probes  # the graph calibration's text probes (they are encoded on the inference lane)
 
     def encode_text(self, texts):
         import numpy as np
@@ -105,6 +108,8 @@ class LibraryController(QObject):
         self._searchers: dict[str, tuple[int, Searcher]] = {}
         self._searchers_lock = threading.Lock()  # IO threads search; a model switch clears
         self._null: dict[str, object] = {}  # engine key -> encoded generic prompts
+        self._probes: dict[str, object] = {}  # engine key -> encoded calibration prompts of the search graph
+        self._probes_lock = threading.Lock()
         self._search_seq = 0
         self.jobs.started.connect(self._on_job_started)
         self.jobs.progress.connect(self._on_job_progress)
@@ -397,7 +402,7 @@ class LibraryController(QObject):
             text_vecs = dict(zip(texts, space.encode_text(texts), strict=True)) if texts else {}
             text_vecs.update(zip(NULL_PROMPTS, self._null[space.key], strict=True))
             file_vecs = dict(zip(files, space.encode_files(files), strict=True)) if files else {}
-            return terms, _Encoded(space, text_vecs, file_vecs)
+            return terms, _Encoded(space, text_vecs, file_vecs, self._probe_vectors(space))
 
         def run_search(encoded):
             terms, encoder = encoded
@@ -419,6 +424,26 @@ class LibraryController(QObject):
         self.read(resolve_photos, lambda terms: self.infer(lambda: encode(terms), encoded, failed, urgent=True),
                   failed)
         return request_id
+
+    def _probe_vectors(self, space):
+        """The search graph's calibration prompts for ``space``, for its own thread: encoded on the inference lane
+        (one model, one lane) the first time a graph asks, while that thread waits; kept per model."""
+        def probes():
+            with self._probes_lock:
+                if space.key not in self._probes:
+                    box: Future = Future()
+
+                    def work():
+                        try:
+                            box.set_result(space.encode_text(list(PROBE_PROMPTS)))
+                        except BaseException as exc:  # noqa: BLE001 - handed to the waiting graph thread
+                            box.set_exception(exc)
+
+                    self.infer(work)
+                    self._probes[space.key] = box.result(timeout=600)
+                return self._probes[space.key]
+
+        return probes
 
     # -- housekeeping -----------------------------------------------------------------
 

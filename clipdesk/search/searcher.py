@@ -18,6 +18,7 @@ from clipdesk.engine.base import Encoder
 from clipdesk.errors import QueryError
 from clipdesk.search.fusion import fuse
 from clipdesk.search.keywords import KeywordSignals
+from clipdesk.search.probes import text_probes
 from clipdesk.search.query import Filters, Term, filter_photo_ids
 from clipdesk.store.db import Library
 from clipdesk.store.models import Photo
@@ -74,7 +75,9 @@ class Searcher:
         self.library = library
         self.engine = engine
         self.cutoff = cutoff
-        self.index = VectorIndex(library, engine.key, hnsw_min_size, background=background)
+        # The app's engine brings its own probes (encoded on the inference lane); otherwise encode them here.
+        self.index = VectorIndex(library, engine.key, hnsw_min_size, background=background,
+                                 probes=getattr(engine, "probes", None) or text_probes(engine))
         self._null: np.ndarray | None = None
 
     def search(self, terms: list[Term], k: int = 20, filters: Filters | None = None,

@@ -1,52 +1,69 @@
 """The saved HNSW graph of one model's vectors: used when current, updated in place when stale, rebuilt when
-damaged or worn.
+damaged or worn, and its search depth calibrated on the library's own vectors.
 
-Three files per model key in the library's vectors folder: ``KEY.hnsw``
-(hnswlib's index), ``KEY.ids.npy`` (the photo ids the graph serves,
-ascending: hnswlib keeps deleted labels, so it cannot say this itself) and
-``KEY.json``, the manifest, written last. The manifest names the vector
-generation and the newest embedding time (``as_of``) the graph holds, and the
-digests of the other two files. A kill during a save leaves a temp file or a
-manifest whose digests no longer match: detected, never served.
+The engine is usearch: it stores the vectors at bf16 (1 GB at 1M photos of 512-d, where hnswlib's fp32 copy
+alone took 2 GB: ``docs/perf.md``, *A million photos*), ships wheels for every platform (hnswlib builds from
+source) and removes elements for real. Results are re-scored from the library's own fp16 vectors, so the
+graph's lower precision only decides which photos are candidates, never their scores.
 
-A stale but intact graph is brought up to date instead of rebuilt: photos
-added since get ``add_items``, photos gone get ``mark_deleted``, photos whose
-vector changed (embedded again after ``as_of``) are added again under their
-label, which hnswlib treats as an update (and as an undelete for a photo that
-came back). When deleted labels pass ``REBUILD_DELETED_SHARE`` of the graph,
-it is rebuilt: deleted elements still take part in the graph's walks.
+Two files per model key in the library's vectors folder: ``KEY.hnsw`` (usearch's index, which holds the photo
+ids as its keys) and ``KEY.json``, the manifest, written last. The manifest names the vector generation and the
+newest embedding time (``as_of``) the graph holds, the calibrated search depth, and a sampled digest of the
+index. A kill during a save leaves a temp file or a manifest whose digest no longer matches: detected, never
+served.
+
+A stale but intact graph is brought up to date instead of rebuilt: photos added since are added, photos gone
+are removed, photos whose vector changed (embedded again after ``as_of``) are removed and added again. Removed
+elements leave holes in the graph's links; when they pass ``REBUILD_DELETED_SHARE`` of it, it is rebuilt.
+
+Search depth (``ef``): HNSW finds the true neighbours of a query that looks like the photos (another photo)
+at a small depth, but not those of a text query, which lies elsewhere on the sphere (the modality gap): at 1M
+photos a fixed ef=200 found 0.49 of the true top-10. So after a build, and again when the library has grown
+by a fifth, ``calibrate`` measures recall@10 against exact search for probe queries (text prompts encoded by
+the model when the caller has one, otherwise off-manifold stand-ins, plus perturbed photos) over a ladder of
+depths and keeps the smallest that reaches ``RECALL_TARGET`` on both kinds.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
-import os
-import re
-import tempfile
-import time
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 200
-# Rebuild once this share of the graph's elements are deleted labels: their walks slow queries and cost recall.
+from clipdesk.store import derived
+from clipdesk.store.derived import model_files, sampled_digest
+
+log = logging.getLogger(__name__)
+
+HNSW_M = 16  # usearch's "connectivity"
+HNSW_EF_CONSTRUCTION = 128  # usearch's "expansion_add"
+HNSW_EF_SEARCH = 200  # until calibrated
+GRAPH_DTYPE = "bf16"
+# Rebuild once this share of the graph's elements were removed since its build: holes cost walks and recall.
 REBUILD_DELETED_SHARE = 0.25
-FORMAT = 2  # 1: one file + manifest, no ids file (rebuilt on first use)
-STALE_TEMP_S = 3600
+FORMAT = 3  # 1: one hnswlib file + manifest; 2: hnswlib + ids file; 3: usearch, calibrated ef
 BUILD_BLOCK = 50_000
+# Elements added per call while searches may be waiting: a call holds the graph's lock (usearch grows its
+# storage inside ``add``, which a concurrent search must not see), so this bounds a search's wait.
+ADD_CHUNK = 32
+EF_LADDER = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+# Calibrated on ~100 probe queries, so aim above the 0.95 a user's queries should get.
+RECALL_TARGET = 0.97
+RECHECK_GROWTH = 0.2
+PROBE_PHOTOS = 64
+CALIBRATION_K = 10
 
 
 @dataclass
 class Snapshot:
     """The vectors a graph is made from (a ``vectors.VectorSet``), and the generation they were read at."""
 
-    vectors: object  # ids (ascending), dim, rows(...), matrix, as_of: the newest vector's write time (ISO)
+    vectors: object  # ids (ascending), dim, rows(...), scores_blocked(...), as_of: the newest vector's write time
     generation: int
 
     @property
@@ -64,137 +81,290 @@ class GraphStats:
     added: int = 0
     removed: int = 0
     updated: int = 0
+    calibrated: bool = False
 
 
-def model_files(directory: Path, model_key: str, *suffixes: str) -> list[Path]:
-    """The paths of a model's derived files in ``directory``: its key made safe as a file name, plus each suffix."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_key)
-    return [directory / f"{safe}{suffix}" for suffix in suffixes]
+class Graph:
+    """An HNSW graph over unit vectors, keyed by photo id; safe to search from one thread while another updates.
+
+    ``ef``: the search depth used when a call gives none (the calibrated one, once known)."""
+
+    def __init__(self, index, ef: int = HNSW_EF_SEARCH) -> None:
+        self._index = index
+        self.ef = int(ef)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def empty(cls, dim: int) -> Graph:
+        from usearch.index import Index
+
+        return cls(Index(ndim=dim, metric="ip", dtype=GRAPH_DTYPE, connectivity=HNSW_M,
+                         expansion_add=HNSW_EF_CONSTRUCTION, expansion_search=HNSW_EF_SEARCH))
+
+    @classmethod
+    def build(cls, ids: np.ndarray, rows: Callable[[int, int], np.ndarray], dim: int) -> Graph:
+        """A graph of ``len(ids)`` vectors; ``rows(start, stop)`` gives them in blocks (no copy of all at once)."""
+        graph = cls.empty(dim)
+        for start in range(0, len(ids), BUILD_BLOCK):
+            stop = min(start + BUILD_BLOCK, len(ids))
+            graph._index.add(np.asarray(ids[start:stop], np.uint64), rows(start, stop))
+        return graph
+
+    @classmethod
+    def restore(cls, path: Path, ef: int = HNSW_EF_SEARCH) -> Graph:
+        from usearch.index import Index
+
+        index = Index.restore(str(path))  # ValueError on a file that is not a whole index
+        if index is None:
+            raise ValueError(f"{path} is not a usearch index")
+        return cls(index, ef)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.ndim)
+
+    @property
+    def memory_usage(self) -> int:
+        return int(self._index.memory_usage)
+
+    def ids(self) -> np.ndarray:
+        """The photo ids the graph serves, ascending."""
+        return np.sort(np.asarray(self._index.keys, dtype=np.uint64).astype(np.int64))
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, np.uint64)
+        for start in range(0, len(ids), ADD_CHUNK):
+            with self._lock:
+                self._index.add(ids[start:start + ADD_CHUNK], vectors[start:start + ADD_CHUNK])
+
+    def remove(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, np.uint64)
+        for start in range(0, len(ids), 1024):
+            with self._lock:
+                self._index.remove(ids[start:start + 1024])
+
+    def search(self, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, approximate inner products), one row per query, best first; -1 / -inf where fewer were found."""
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        with self._lock:
+            self._index.expansion_search = max(int(ef or self.ef), k)
+            found = self._index.search(queries, k)
+        keys, dist = np.asarray(found.keys), np.asarray(found.distances, np.float32)
+        if keys.ndim == 1:  # one query: usearch answers with a single list of the neighbours found
+            counts = np.array([len(keys)])
+            keys = np.pad(keys, (0, k - len(keys)))[None, :]
+            dist = np.pad(dist, (0, k - len(dist)))[None, :]
+        else:
+            counts = np.asarray(found.counts).reshape(-1)
+        keys, dist = keys[:, :k], dist[:, :k]
+        valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
+        ids = np.where(valid, keys.astype(np.int64, copy=False), -1)
+        return ids, np.where(valid, 1.0 - dist, -np.inf).astype(np.float32)
+
+    def save(self, path: str) -> None:
+        # No lock: saving reads the graph, as searches do; updates and saves run on one thread, one after the other.
+        self._index.save(path)
+
+
+# The graphs this process has open, by index file: a library that changes is brought up to date in memory (and
+# searched meanwhile) instead of read again from disk, and never held twice. A few, for a user switching models.
+_LIVE: dict[Path, tuple[Graph, dict]] = {}
+_LIVE_MAX = 2
+_OPEN_LOCKS: dict[Path, threading.Lock] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def forget_live() -> None:
+    """Drop the graphs held in memory: the next open reads the files, as a new process does."""
+    with _LIVE_LOCK:
+        _LIVE.clear()
+
+
+def _remember(path: Path, graph: Graph, manifest: dict) -> None:
+    with _LIVE_LOCK:
+        _LIVE.pop(path, None)
+        _LIVE[path] = (graph, dict(manifest))
+        while len(_LIVE) > _LIVE_MAX:
+            _LIVE.pop(next(iter(_LIVE)))
 
 
 class SavedGraph:
-    def __init__(self, directory: Path, model_key: str) -> None:
-        self.model_key = model_key
-        self.index_path, self.ids_path, self.manifest_path = model_files(directory, model_key,
-                                                                         ".hnsw", ".ids.npy", ".json")
-        self.stats = GraphStats()
+    """``probes``: a callable giving text query vectors for calibration (the model's encoding of generic
+    prompts), or None where no text encoder is at hand."""
 
-    def open(self, snap: Snapshot, changed_since: Callable[[str], np.ndarray]):
-        """The graph for ``snap``: the saved one if current, else updated or built (and saved).
+    def __init__(self, directory: Path, model_key: str,
+                 probes: Callable[[], np.ndarray | None] | None = None) -> None:
+        self.model_key = model_key
+        self.index_path, self.manifest_path = model_files(directory, model_key, ".hnsw", ".json")
+        self.probes = probes
+        self.stats = GraphStats()
+        self.calibration: dict | None = None
+
+    def open(self, snap: Snapshot, changed_since: Callable[[str], np.ndarray]) -> Graph:
+        """The graph for ``snap``: the one in memory or the saved one if current, else updated or built (and saved).
 
         ``changed_since(as_of)``: ids of photos whose vectors were written after ``as_of``."""
+        with _LIVE_LOCK:
+            lock = _OPEN_LOCKS.setdefault(self.index_path, threading.Lock())
+        with lock:  # one update of a graph at a time, in this process
+            return self._open(snap, changed_since)
+
+    def live(self) -> Graph | None:
+        """The graph this process has in memory for this file (perhaps a generation behind, or being updated)."""
+        with _LIVE_LOCK:
+            found = _LIVE.get(self.index_path)
+        return found[0] if found is not None else None
+
+    def _open(self, snap: Snapshot, changed_since) -> Graph:
         self.stats = GraphStats()
-        saved = self._load(snap)
+        with _LIVE_LOCK:
+            live = _LIVE.get(self.index_path)
+        saved = (live[0], dict(live[1])) if live is not None and live[0].dim == snap.vectors.dim else self._load(snap)
         if saved is not None:
-            index, live, manifest = saved
-            if manifest["generation"] == snap.generation and np.array_equal(live, snap.ids):
-                return index
-            if self._update(index, live, manifest, snap, changed_since):
-                self._save(index, snap)
-                return index
-        index = self._build(snap)
-        self._save(index, snap)
-        return index
+            graph, manifest = saved
+            self.calibration = manifest.get("calibration")
+            if manifest["generation"] == snap.generation and len(graph) == len(snap.ids):
+                if self._calibrate_if_due(graph, snap):
+                    self._save(graph, snap, manifest["deleted"])
+                elif live is None:
+                    _remember(self.index_path, graph, manifest)
+                return graph
+            deleted = self._update(graph, manifest, snap, changed_since)
+            if deleted is not None:
+                self._calibrate_if_due(graph, snap)
+                self._save(graph, snap, deleted)
+                return graph
+        graph = self._build(snap)
+        self.calibration = None
+        self._calibrate_if_due(graph, snap)
+        self._save(graph, snap, 0)
+        return graph
 
-    # -- the three steps -------------------------------------------------------
+    # -- the steps -------------------------------------------------------------
 
-    def _load(self, snap: Snapshot):
-        import hnswlib
-
+    def _load(self, snap: Snapshot) -> tuple[Graph, dict] | None:
         try:
             manifest = json.loads(self.manifest_path.read_text())
             if (manifest.get("format") != FORMAT or manifest.get("model_key") != self.model_key
                     or manifest.get("dim") != snap.vectors.dim
-                    or manifest.get("digest") != digest(self.index_path)
-                    or manifest.get("ids_digest") != digest(self.ids_path)):
+                    or manifest.get("digest") != sampled_digest(self.index_path)):
                 return None
-            live = np.load(self.ids_path, allow_pickle=False)
-            index = hnswlib.Index(space="ip", dim=snap.vectors.dim)
-            index.load_index(str(self.index_path), max_elements=max(manifest["elements"], 1))
+            graph = Graph.restore(self.index_path, int(manifest.get("ef") or HNSW_EF_SEARCH))
+            if len(graph) != manifest["count"] or graph.dim != snap.vectors.dim:
+                return None
+            manifest["deleted"] = int(manifest.get("deleted", 0))
         except (OSError, ValueError, RuntimeError, KeyError, TypeError):
             return None
-        return index, live, manifest
+        return graph, manifest
 
-    def _update(self, index, live: np.ndarray, manifest: dict, snap: Snapshot, changed_since) -> bool:
-        """Bring ``index`` to ``snap`` in place; False when a rebuild is due instead."""
+    def _update(self, graph: Graph, manifest: dict, snap: Snapshot, changed_since) -> int | None:
+        """Bring ``graph`` to ``snap`` in place; returns the removals since its build, or None when a rebuild is
+        due instead."""
         if manifest.get("as_of") is None:
-            return False  # no record of when its vectors were written: changed ones cannot be found
+            return None  # no record of when its vectors were written: changed ones cannot be found
+        live = graph.ids()
         gone = np.setdiff1d(live, snap.ids, assume_unique=True)
         new = np.setdiff1d(snap.ids, live, assume_unique=True)
-        labels = np.union1d(np.asarray(index.get_ids_list(), np.int64), new)  # deleted labels keep their slot
-        if len(labels) - len(snap.ids) > REBUILD_DELETED_SHARE * max(len(labels), 1):
-            return False
         changed = np.intersect1d(changed_since(manifest["as_of"]), np.intersect1d(live, snap.ids))
-        for pid in gone.tolist():
-            index.mark_deleted(int(pid))
+        deleted = manifest["deleted"] + len(gone) + len(changed)
+        if deleted > REBUILD_DELETED_SHARE * max(len(snap.ids) + deleted, 1):
+            return None
+        graph.remove(np.union1d(gone, changed))
         put = np.union1d(new, changed)
-        if len(put):
-            rows = np.searchsorted(snap.ids, put)
-            index.resize_index(max(index.get_max_elements(), len(labels)))
-            # An existing label is updated in place, and undeleted if it was deleted (a photo that came back).
-            index.add_items(snap.vectors.rows(rows), put)
+        for start in range(0, len(put), BUILD_BLOCK):
+            block = put[start:start + BUILD_BLOCK]
+            graph.add(block, snap.vectors.rows(np.searchsorted(snap.ids, block)))
         self.stats = GraphStats(False, len(new), len(gone), len(changed))
+        return deleted
+
+    def _build(self, snap: Snapshot) -> Graph:
+        vectors = snap.vectors
+        graph = Graph.build(snap.ids, lambda a, b: vectors.rows(np.arange(a, b)), vectors.dim)
+        self.stats = GraphStats(built=True, added=len(snap.ids))
+        return graph
+
+    def _calibrate_if_due(self, graph: Graph, snap: Snapshot) -> bool:
+        cal = self.calibration
+        upgrade = self.probes is not None and cal is not None and cal.get("text_probes") != "model"
+        if cal is not None and not upgrade and len(snap.ids) < cal.get("count", 0) * (1 + RECHECK_GROWTH):
+            graph.ef = int(cal["ef"])
+            return False
+        probes = None
+        if self.probes is not None:
+            try:
+                probes = self.probes()
+            except Exception as exc:  # no text encoder after all: stand-ins, and the model's probes next time
+                log.warning("search graph for %s: no text probes (%s); calibrating on stand-ins", self.model_key, exc)
+        self.calibration = calibrate(graph, snap.vectors, probes)
+        graph.ef = self.calibration["ef"]
+        self.stats.calibrated = True
+        log.info("search graph for %s: ef %d (recall@10 text %.3f, photos %.3f, %s probes)", self.model_key,
+                 graph.ef, self.calibration["recall_text"], self.calibration["recall_image"],
+                 self.calibration["text_probes"])
         return True
 
-    def _build(self, snap: Snapshot):
-        import hnswlib
-
-        n, dim = len(snap.ids), snap.vectors.dim
-        index = hnswlib.Index(space="ip", dim=dim)
-        index.init_index(max_elements=max(n, 1), M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, random_seed=0)
-        for start in range(0, n, BUILD_BLOCK):  # in blocks: no fp32 copy of every vector at once
-            index.add_items(snap.vectors.rows(np.arange(start, min(start + BUILD_BLOCK, n))),
-                            snap.ids[start:start + BUILD_BLOCK])
-        self.stats = GraphStats(built=True, added=n)
-        return index
-
-    def _save(self, index, snap: Snapshot) -> None:
+    def _save(self, graph: Graph, snap: Snapshot, deleted: int) -> None:
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
-        self._sweep_temp_files()
-        atomic_write(self.index_path, lambda tmp: index.save_index(tmp))
-        atomic_write(self.ids_path, lambda tmp: _save_npy(tmp, snap.ids))
-        manifest = {"format": FORMAT, "model_key": self.model_key, "generation": snap.generation,
-                    "as_of": snap.as_of, "count": len(snap.ids), "dim": snap.vectors.dim,
-                    "elements": int(index.get_max_elements()),
-                    "digest": digest(self.index_path), "ids_digest": digest(self.ids_path)}
-        atomic_write(self.manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
+        derived.sweep_temp_files(self.index_path, self.manifest_path)
+        self.index_path.with_suffix(".ids.npy").unlink(missing_ok=True)  # format 2's ids file: the keys say it now
+        derived.atomic_write(self.index_path, graph.save)
+        manifest = {"format": FORMAT, "engine": "usearch", "model_key": self.model_key,
+                    "generation": snap.generation, "as_of": snap.as_of, "count": len(graph),
+                    "dim": snap.vectors.dim, "deleted": int(deleted), "ef": graph.ef,
+                    "calibration": self.calibration, "digest": sampled_digest(self.index_path)}
+        derived.atomic_write(self.manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
+        _remember(self.index_path, graph, manifest)
 
 
-    def _sweep_temp_files(self) -> None:
-        """Remove temp files a killed save left (the app's graph thread dies with the app); an hour old at least,
-        so that another process's save in progress is left alone."""
-        cutoff = time.time() - STALE_TEMP_S
-        for path in (self.index_path, self.ids_path, self.manifest_path):
-            for tmp in path.parent.glob(f"{glob.escape(path.name)}*.tmp"):
-                try:
-                    if tmp.stat().st_mtime < cutoff:
-                        tmp.unlink()
-                except OSError:
-                    pass
+# -- calibration -------------------------------------------------------------------
 
 
-def _save_npy(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
+def photo_probes(vectors, count: int = PROBE_PHOTOS, seed: int = 0) -> np.ndarray:
+    """Photo-like queries: library vectors moved off themselves (cosine ~0.9 to the original)."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(vectors.ids), size=min(count, len(vectors.ids)), replace=False))
+    base = vectors.rows(rows)
+    noise = rng.standard_normal(base.shape).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    q = base + 0.48 * noise
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
-def digest(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+def off_manifold_probes(vectors, count: int = PROBE_PHOTOS, seed: int = 1) -> np.ndarray:
+    """Stand-ins for text queries where no text encoder is at hand: one direction away from the photos, pulled
+    part of the way towards a few photos (the shape of a text embedding against image embeddings)."""
+    rng = np.random.default_rng(seed)
+    away = rng.standard_normal(vectors.dim).astype(np.float32)
+    away /= np.linalg.norm(away)
+    rows = np.sort(rng.choice(len(vectors.ids), size=min(count, len(vectors.ids)), replace=False))
+    q = 0.8 * away[None, :] + 0.5 * vectors.rows(rows)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
-def atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """Write via a temp file in the same folder, fsync, then rename over."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def recall_at(graph: Graph, queries: np.ndarray, truth: np.ndarray, ef: int, k: int = CALIBRATION_K) -> float:
+    found, _ = graph.search(queries, k, ef=ef)
+    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)]))
+
+
+def calibrate(graph: Graph, vectors, text_probes: np.ndarray | None) -> dict:
+    """The smallest ef of ``EF_LADDER`` at which recall@10 reaches ``RECALL_TARGET`` for text and photo probes
+    (exact search gives the truth); the largest when none does."""
+    k = min(CALIBRATION_K, len(vectors.ids))
+    text = text_probes if text_probes is not None and len(text_probes) else off_manifold_probes(vectors)
+    kinds = {"text": np.asarray(text, np.float32), "image": photo_probes(vectors)}
+    truth = {name: vectors.top_exact(q, k) for name, q in kinds.items()}
+    chosen, got = EF_LADDER[-1], {}
+    for ef in EF_LADDER:
+        got = {name: recall_at(graph, q, truth[name], ef, k) for name, q in kinds.items()}
+        if min(got.values()) >= RECALL_TARGET:
+            chosen = ef
+            break
+    else:
+        log.warning("search graph: recall@10 %.3f (text) / %.3f (photos) at the deepest ef %d, below %.2f",
+                    got["text"], got["image"], chosen, RECALL_TARGET)
+    return {"ef": int(chosen), "recall_text": got["text"], "recall_image": got["image"], "count": len(vectors.ids),
+            "text_probes": "model" if text_probes is not None and len(text_probes) else "stand-in",
+            "target": RECALL_TARGET}

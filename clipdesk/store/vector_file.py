@@ -4,26 +4,23 @@ Reading 100k vectors row by row out of SQLite takes ~1.8 s on 2 cores (13-16 s a
 fp16 array load at the speed of the disk cache. The file is derived data, like the search graph: ``KEY.vec.npy``
 (fp16, one unit row per photo), ``KEY.vec-ids.npy`` (photo ids, ascending) and ``KEY.vec.json``, the manifest,
 written last: the vectors generation they were read at (missing photos count, migration 0005), their shape, and
-digests. A full digest of a 1 GB file would cost as much as the read it saves, so an open checks the sizes and a
-sampled digest (64 spread blocks); the writes are atomic, so a kill leaves the old files or none, never a mix
-the manifest vouches for.
+sampled digests (``derived.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import mmap
 from pathlib import Path
 
 import numpy as np
 
-from clipdesk.store.graph import atomic_write, model_files
+from clipdesk.store.derived import atomic_write, model_files, sampled_digest
 
 log = logging.getLogger(__name__)
 FORMAT = 1
-_SAMPLES = 64
-_BLOCK = 1 << 16
+BLOCK = 65_536  # rows written per block
 
 
 class VectorFile:
@@ -35,10 +32,16 @@ class VectorFile:
     def load(self, generation: int) -> tuple[np.ndarray, np.ndarray, str | None] | None:
         """(ids, fp16 matrix memory-mapped, the newest vector's write time) when the file holds exactly
         ``generation``; else None."""
+        found = self.load_any()
+        if found is None or found[3] != generation:
+            return None
+        return found[:3]
+
+    def load_any(self) -> tuple[np.ndarray, np.ndarray, str | None, int] | None:
+        """The intact file of whatever generation, with that generation: what a refresh starts from."""
         try:
             manifest = json.loads(self.manifest_path.read_text())
             if (manifest.get("format") != FORMAT or manifest.get("model_key") != self.model_key
-                    or manifest.get("generation") != generation
                     or manifest.get("data") != sampled_digest(self.data_path)
                     or manifest.get("ids") != sampled_digest(self.ids_path)):
                 return None
@@ -48,20 +51,31 @@ class VectorFile:
             return None
         if matrix.dtype != np.float16 or matrix.ndim != 2 or len(matrix) != len(ids):
             return None
-        return ids, matrix, manifest.get("as_of")
+        return ids, matrix, manifest.get("as_of"), manifest.get("generation")
 
-    def save(self, ids: np.ndarray, matrix16: np.ndarray, generation: int, as_of: str | None = None) -> None:
-        """Write the file for ``generation``; best effort (a read-only or full disk only costs the next open)."""
+    def save(self, ids: np.ndarray, rows, generation: int, as_of: str | None = None, dim: int | None = None) -> bool:
+        """Write the file for ``generation``; best effort (a read-only or full disk only costs the next open).
+
+        ``rows``: the fp16 matrix, or a callable ``rows(start, stop)`` giving it in blocks (with ``dim``), which
+        are written through a memory map and let go of one by one: a refresh at 1M photos never holds a second
+        copy of the vectors in memory."""
         try:
+            if callable(rows):
+                write = lambda tmp: _save_blocks(tmp, len(ids), dim, rows)  # noqa: E731
+            else:
+                dim = int(rows.shape[1]) if rows.ndim == 2 else 0
+                write = lambda tmp: _save(tmp, rows)  # noqa: E731
             self.data_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.data_path, lambda tmp: _save(tmp, matrix16))
+            atomic_write(self.data_path, write)
             atomic_write(self.ids_path, lambda tmp: _save(tmp, ids))
             manifest = {"format": FORMAT, "model_key": self.model_key, "generation": generation, "as_of": as_of,
-                        "count": int(len(ids)), "dim": int(matrix16.shape[1]) if matrix16.ndim == 2 else 0,
+                        "count": int(len(ids)), "dim": dim,
                         "data": sampled_digest(self.data_path), "ids": sampled_digest(self.ids_path)}
             atomic_write(self.manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
         except OSError as exc:
             log.warning("could not save the vector file for %s: %s", self.model_key, exc)
+            return False
+        return True
 
 
 def _save(path: str, array: np.ndarray) -> None:
@@ -69,15 +83,14 @@ def _save(path: str, array: np.ndarray) -> None:
         np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def sampled_digest(path: Path) -> str:
-    """blake2b over the size and 64 blocks spread over the file (all of it when small)."""
-    size = path.stat().st_size
-    h = hashlib.blake2b(str(size).encode(), digest_size=16)
-    with open(path, "rb") as fh:
-        if size <= _SAMPLES * _BLOCK:
-            h.update(fh.read())
-        else:
-            for i in range(_SAMPLES):
-                fh.seek((size - _BLOCK) * i // (_SAMPLES - 1))
-                h.update(fh.read(_BLOCK))
-    return h.hexdigest()
+def _save_blocks(path: str, n: int, dim: int, rows) -> None:
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, dim))
+    try:
+        for start in range(0, n, BLOCK):
+            stop = min(start + BLOCK, n)
+            out[start:stop] = rows(start, stop)
+            out.flush()  # written back, so that its pages can be let go of
+            if hasattr(mmap, "MADV_DONTNEED"):
+                out._mmap.madvise(mmap.MADV_DONTNEED)  # noqa: SLF001 - numpy's memmap keeps its mmap there
+    finally:
+        del out

@@ -10,6 +10,7 @@ is ready.
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -18,12 +19,19 @@ import numpy as np
 from sqlalchemy import func, select
 
 from clipdesk.store.db import Library
-from clipdesk.store.graph import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, SavedGraph, Snapshot
+from clipdesk.store.graph import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, Graph, SavedGraph, Snapshot
 from clipdesk.store.models import Embedding, Photo
 from clipdesk.store.vector_file import VectorFile
 
 log = logging.getLogger(__name__)
 __all__ = ["HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M", "VectorIndex", "VectorSet", "load_vectors"]
+
+EXACT_BLOCK = 65_536  # rows per block of an exact search without the fp32 matrix: 128 MB of fp32 at 512-d
+# A filter that keeps at most this many photos is searched exactly (gathering them costs less than a deep walk).
+FILTER_EXACT_MAX = 50_000
+# Graph results are re-scored exactly; this many extra candidates absorb the graph's bf16 ordering errors.
+RERANK_EXTRA = 16
+OVERSAMPLE_MAX = 8192
 
 
 class VectorSet:
@@ -32,7 +40,8 @@ class VectorSet:
     The vectors stay fp16 as read (memory-mapped from the vector file, or
     from SQLite) until ``matrix`` is first asked for: a large library that
     searches through its graph then never builds the fp32 copy (2 GB at 1M
-    photos); ``rows`` converts just the rows asked for.
+    photos); ``rows`` converts just the rows asked for and ``exact_top``
+    searches in blocks with bounded extra memory.
     """
 
     def __init__(self, ids: np.ndarray, matrix16: np.ndarray, as_of: str | None = None) -> None:
@@ -56,6 +65,7 @@ class VectorSet:
             with self._lock:
                 if self._m32 is None:
                     self._m32 = np.asarray(self._m16, dtype=np.float32)
+                    self.release()
         return self._m32
 
     def rows(self, rows) -> np.ndarray:
@@ -68,34 +78,118 @@ class VectorSet:
         i = int(np.searchsorted(self.ids, photo_id))
         return i if i < len(self.ids) and self.ids[i] == photo_id else None
 
+    def exact_top(self, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` rows and scores per query (``queries``: m x dim), over all rows or over ``rows``
+        (ascending): in blocks of ``EXACT_BLOCK`` rows, so at most one block is ever converted to fp32."""
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        pool = np.arange(len(self.ids)) if rows is None else np.asarray(rows, np.int64)
+        k = min(k, len(pool))
+        best_rows = np.zeros((len(queries), 0), np.int64)
+        best = np.zeros((len(queries), 0), np.float32)
+        for start in range(0, len(pool), EXACT_BLOCK):
+            part = pool[start:start + EXACT_BLOCK]
+            if self._m32 is not None:
+                block = self._m32[part] if rows is not None else self._m32[start:start + EXACT_BLOCK]
+            else:
+                src = self._m16[part] if rows is not None else self._m16[start:start + EXACT_BLOCK]
+                block = np.asarray(src, dtype=np.float32)
+            scores = np.concatenate([best, queries @ block.T], axis=1)
+            cand = np.concatenate([best_rows, np.broadcast_to(part, (len(queries), len(part)))], axis=1)
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k else slice(None)
+            best = np.take_along_axis(scores, top, axis=1) if scores.shape[1] > k else scores
+            best_rows = np.take_along_axis(cand, top, axis=1) if cand.shape[1] > k else cand
+        order = np.argsort(-best, axis=1, kind="stable")
+        return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(best, order, axis=1)
+
+    def top_exact(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """Photo ids of the exact top-``k`` per query."""
+        return self.ids[self.exact_top(queries, k)[0]]
+
+    def release(self) -> None:
+        """Let go of the memory-mapped pages read so far (a full scan or a graph build touches all of the file,
+        1 GB at 1M photos, which would stay in this process's resident memory until the kernel needs it)."""
+        mm = getattr(self._m16, "_mmap", None)
+        if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                mm.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):
+                pass
+
 
 def load_vectors(library: Library, model_key: str, generation: int | None = None) -> VectorSet:
-    """All present photos' vectors for ``model_key``, from the vector file when it holds this generation, else
-    from the database (and the file is written for next time). ``generation``: the one read before, when the
-    caller has read it already."""
+    """All present photos' vectors for ``model_key``, from the vector file when it holds this generation; else
+    the file is refreshed (the rows written since it, read from the database, merged with the rest of it) or,
+    with no intact file, written from the database. ``generation``: the one read before, when the caller has it."""
     generation = library.vectors_generation() if generation is None else generation
     vector_file = VectorFile(library.vectors_dir, model_key)
-    cached = vector_file.load(generation)
-    if cached is not None:
-        ids, matrix16, as_of = cached
-    else:
-        as_of = _newest_vector(library, model_key)  # before the rows: a later write is re-read, never missed
-        ids, matrix16 = _read_database(library, model_key)
-        if len(ids):
-            vector_file.save(ids, matrix16, generation, as_of)
+    cached = vector_file.load_any()
+    if cached is not None and cached[3] == generation:
+        ids, matrix16, as_of, _ = cached
+        return VectorSet(ids, matrix16, as_of) if len(ids) else _empty()
+    as_of = _newest_vector(library, model_key)  # before the rows: a later write is re-read, never missed
+    if cached is not None and cached[2] is not None and len(cached[0]):
+        ids, rows, dim = _refresh(library, model_key, *cached[:3])
+        if not len(ids):
+            return _empty()
+        if vector_file.save(ids, rows, generation, as_of, dim):
+            fresh = vector_file.load(generation)
+            if fresh is not None:
+                return VectorSet(fresh[0], fresh[1], as_of)
+        return VectorSet(ids, rows(0, len(ids)), as_of)  # the file could not be written: in memory
+    ids, matrix16 = _read_database(library, model_key)
     if not len(ids):
-        return VectorSet(np.zeros(0, np.int64), np.zeros((0, 0), np.float16))
+        return _empty()
+    vector_file.save(ids, matrix16, generation, as_of)
     return VectorSet(ids, matrix16, as_of)
 
 
-def _read_database(library: Library, model_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _empty() -> VectorSet:
+    return VectorSet(np.zeros(0, np.int64), np.zeros((0, 0), np.float16))
+
+
+def _refresh(library: Library, model_key: str, old_ids: np.ndarray, old: np.ndarray, old_as_of: str):
+    """(present ids, rows(start, stop), dim): the old file's rows where still valid, the database's for photos
+    embedded after ``old_as_of`` and for photos the old file lacks (new, or back from missing)."""
     with library.session() as s:
-        rows = s.execute(
-            select(Embedding.photo_id, Embedding.vector, Embedding.dim)
-            .join(Photo, Photo.id == Embedding.photo_id)
+        present = np.fromiter((r[0] for r in s.execute(
+            select(Embedding.photo_id).join(Photo, Photo.id == Embedding.photo_id)
             .where(Embedding.model_key == model_key, Photo.missing_since.is_(None))
-            .order_by(Embedding.photo_id)
-        ).all()
+            .order_by(Embedding.photo_id))), np.int64)
+        changed = {r[0] for r in s.execute(select(Embedding.photo_id).where(
+            Embedding.model_key == model_key, Embedding.created_at > datetime.fromisoformat(old_as_of)))}
+    pos = np.minimum(np.searchsorted(old_ids, present), len(old_ids) - 1)
+    in_old = old_ids[pos] == present
+    fetch = present[~in_old | np.isin(present, np.fromiter(changed, np.int64, len(changed)))]
+    fetched_ids, fetched = _read_database(library, model_key, fetch)
+    dim = int(old.shape[1])
+    if len(fetched) and fetched.shape[1] != dim:
+        raise ValueError(f"{model_key}: vectors of {fetched.shape[1]} dimensions beside {dim}")
+    from_db = np.isin(present, fetched_ids)
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        block = np.empty((stop - start, dim), np.float16)
+        db = from_db[start:stop]
+        if db.any():
+            block[db] = fetched[np.searchsorted(fetched_ids, present[start:stop][db])]
+        if not db.all():
+            block[~db] = old[pos[start:stop][~db]]
+        return block
+
+    return present, rows, dim
+
+
+def _read_database(library: Library, model_key: str, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Present photos' vectors, all of them or those of the ids ``only``."""
+    query = (select(Embedding.photo_id, Embedding.vector, Embedding.dim)
+             .join(Photo, Photo.id == Embedding.photo_id)
+             .where(Embedding.model_key == model_key, Photo.missing_since.is_(None))
+             .order_by(Embedding.photo_id))
+    with library.session() as s:
+        if only is None:
+            rows = s.execute(query).all()
+        else:
+            rows = [r for start in range(0, len(only), 20_000)
+                    for r in s.execute(query.where(Embedding.photo_id.in_(only[start:start + 20_000].tolist())))]
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float16)
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -108,9 +202,11 @@ class VectorIndex:
     ``background=True`` (the app): the graph is loaded, updated or built on a
     thread of its own and searches answer exactly meanwhile. Otherwise (the CLI,
     one search per process) the first search that needs the graph gets it first.
+    ``probes``: text query vectors for calibrating the graph's depth (``graph.calibrate``).
     """
 
-    def __init__(self, library: Library, model_key: str, hnsw_min_size: int, background: bool = False) -> None:
+    def __init__(self, library: Library, model_key: str, hnsw_min_size: int, background: bool = False,
+                 probes: Callable[[], np.ndarray | None] | None = None) -> None:
         self.library = library
         self.model_key = model_key
         self.hnsw_min_size = hnsw_min_size
@@ -118,8 +214,8 @@ class VectorIndex:
         # Read before the vectors: if they change meanwhile, the graph records the older state and is updated later.
         self.generation = library.vectors_generation()
         self.vectors = load_vectors(library, model_key, self.generation)
-        self.graph = SavedGraph(library.vectors_dir, model_key)
-        self._hnsw = None
+        self.graph = SavedGraph(library.vectors_dir, model_key, probes)
+        self._hnsw: Graph | None = None
         self._lock = threading.Lock()
         self._graph_lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -135,8 +231,11 @@ class VectorIndex:
 
     @property
     def search_mode(self) -> str:
-        """How the next search runs: "hnsw", "exact", or "exact" while a background graph gets ready."""
-        return "exact" if self.mode == "hnsw" and self.background and not self.graph_ready else self.mode
+        """How the next search runs: "hnsw", "exact", or "exact" while a background graph gets ready (unless
+        this process holds the graph already, a generation behind: then it answers while brought up to date)."""
+        if self.mode == "hnsw" and self.background and not self.graph_ready and self._live() is None:
+            return "exact"
+        return self.mode
 
     def search(self, query: np.ndarray, k: int, allow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (photo ids, scores), best first. ``allow``: optional bool mask over ``vectors.ids``."""
@@ -144,12 +243,19 @@ class VectorIndex:
         k = min(k, n if allow is None else int(allow.sum()))
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        query = np.asarray(query, np.float32)
         if self.mode == "hnsw":
             if self.background and self._hnsw is None:
                 self.prepare_graph()
+                live = self._live()
+                if live is not None:  # being brought up to date: photos new since are found once added
+                    return self._graph_search(query, k, allow, live)
             else:
-                return self._hnsw_search(query, k, allow)
-        scores = self.vectors.matrix @ query.astype(np.float32)
+                return self._graph_search(query, k, allow)
+            # A large library while its graph gets ready: exact, in blocks (no fp32 copy of every vector).
+            rows, scores = self.vectors.exact_top(query, k, None if allow is None else np.flatnonzero(allow))
+            return self.vectors.ids[rows[0]], scores[0]
+        scores = self.vectors.matrix @ query
         if allow is not None:
             scores = np.where(allow, scores, -np.inf)
         return self._top(np.arange(n), scores, k)
@@ -175,23 +281,44 @@ class VectorIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return self.vectors.ids[rows[top]], scores[top].astype(np.float32)
 
-    def _hnsw_search(self, query, k, allow):
-        index = self.hnsw()
-        filt: Callable[[int], bool] | None = None
-        if allow is not None:
-            allowed = set(self.vectors.ids[allow].tolist())
-            filt = allowed.__contains__
-        index.set_ef(max(HNSW_EF_SEARCH, k))
-        labels, distances = index.knn_query(query.astype(np.float32)[None, :], k=k, filter=filt)
-        return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
+    def _live(self) -> Graph | None:
+        live = self.graph.live()
+        return live if live is not None and live.dim == self.vectors.dim else None
 
-    def hnsw(self):
+    def _graph_search(self, query: np.ndarray, k: int, allow: np.ndarray | None,
+                      graph: Graph | None = None) -> tuple[np.ndarray, np.ndarray]:
+        graph = graph or self.hnsw()
+        n = len(self.vectors)
+        if allow is not None:
+            allowed = int(allow.sum())
+            if allowed <= FILTER_EXACT_MAX:
+                rows, scores = self.vectors.exact_top(query, k, np.flatnonzero(allow))
+                return self.vectors.ids[rows[0]], scores[0]
+            # Enough photos pass that the graph's top candidates hold k of them: ask for deep enough a list.
+            want = min(OVERSAMPLE_MAX, n, int(np.ceil((k + RERANK_EXTRA) * 1.5 * n / allowed)))
+        else:
+            want = min(n, k + RERANK_EXTRA)
+        labels, _ = graph.search(query, want, ef=max(graph.ef, want))
+        rows = np.searchsorted(self.vectors.ids, labels[0])
+        rows = np.minimum(rows, n - 1)
+        ok = (labels[0] >= 0) & (self.vectors.ids[rows] == labels[0])
+        if allow is not None:
+            ok &= allow[rows]
+        rows = rows[ok]
+        if len(rows) < k and (allow is not None or graph is not self._hnsw):  # too few of the graph's candidates
+            rows, scores = self.vectors.exact_top(query, k, None if allow is None else np.flatnonzero(allow))
+            return self.vectors.ids[rows[0]], scores[0]
+        return self._top(rows, self.vectors.rows(rows) @ query, k)
+
+    def hnsw(self) -> Graph:
         """The graph for these vectors: the saved one, brought up to date, or built (and saved)."""
         if self._hnsw is None:
             with self._graph_lock:  # one opener; a caller that needs the graph now waits for the thread's
                 if self._hnsw is None:
                     snap = Snapshot(self.vectors, self.generation)
-                    self._hnsw = self.graph.open(snap, self._changed_since)
+                    graph = self.graph.open(snap, self._changed_since)
+                    self.vectors.release()  # the build or update read the vector file; the graph has them now
+                    self._hnsw = graph
         return self._hnsw
 
     def _changed_since(self, as_of: str) -> np.ndarray:

@@ -27,9 +27,9 @@ def _from_db_counter(monkeypatch) -> list:
     calls = []
     real = vectors_mod._read_database
 
-    def counting(library, key):
-        calls.append(key)
-        return real(library, key)
+    def counting(library, key, only=None):
+        calls.append(key if only is None else (key, sorted(only.tolist())))
+        return real(library, key, only)
 
     monkeypatch.setattr(vectors_mod, "_read_database", counting)
     return calls
@@ -45,16 +45,41 @@ def test_the_file_is_read_while_current(library, filled, monkeypatch):
     assert again.matrix.dtype == np.float32
 
 
-def test_a_change_makes_it_stale(library, filled, monkeypatch):
+def test_a_change_refreshes_it_from_the_rows_written_since(library, filled, monkeypatch):
     load_vectors(library, KEY)
     calls = _from_db_counter(monkeypatch)
     (new,) = add_photos(library, KEY, [{"path": "/f/new.jpg", "vector": np.ones(32)}])
-    assert new in load_vectors(library, KEY).ids.tolist() and len(calls) == 1
+    got = load_vectors(library, KEY)
+    assert calls == [(KEY, [new])]  # only the new photo's row came out of SQLite
     with library.session() as s, s.begin():  # gone from disk: migration 0005's trigger bumps the generation
         s.execute(update(Photo).where(Photo.id == filled[0]).values(missing_since=datetime(2024, 1, 1)))
-    assert filled[0] not in load_vectors(library, KEY).ids.tolist() and len(calls) == 2
+    got = load_vectors(library, KEY)
+    assert filled[0] not in got.ids.tolist() and calls[-1] == (KEY, [])
+    with library.session() as s, s.begin():  # back again: its row is read, the old file never had it
+        s.execute(update(Photo).where(Photo.id == filled[0]).values(missing_since=None))
+    got = load_vectors(library, KEY)
+    assert calls[-1] == (KEY, [filled[0]])
+    # The refreshed file holds what a full read of the database gives.
+    full_ids, full = vectors_mod._read_database(library, KEY)
+    assert np.array_equal(got.ids, full_ids) and np.array_equal(np.asarray(got._m16), full)
+    assert new in got.ids.tolist()
     load_vectors(library, KEY)
-    assert len(calls) == 2  # current again
+    assert len(calls) == 4  # current again: the file alone
+
+
+def test_a_refresh_writes_in_blocks_and_matches_a_full_read(library, filled, monkeypatch):
+    from clipdesk.store import vector_file as vf_mod
+
+    load_vectors(library, KEY)
+    monkeypatch.setattr(vf_mod, "BLOCK", 7)
+    rng = np.random.default_rng(8)
+    add_photos(library, KEY, [{"path": f"/f/more{i}.jpg", "vector": rng.normal(size=32)} for i in range(20)])
+    with library.session() as s, s.begin():
+        s.execute(update(Photo).where(Photo.id.in_(filled[5:40:3])).values(missing_since=datetime(2024, 1, 1)))
+    got = load_vectors(library, KEY)
+    full_ids, full = vectors_mod._read_database(library, KEY)
+    assert np.array_equal(got.ids, full_ids) and np.array_equal(np.asarray(got._m16), full)
+    assert getattr(got._m16, "_mmap", None) is not None  # served from the rewritten file
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "manifest", "ids"])

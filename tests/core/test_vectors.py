@@ -11,6 +11,7 @@ import pytest
 from _vecdb import add_photos
 from sqlalchemy import update
 
+from clipdesk.store import derived
 from clipdesk.store import graph as graph_mod
 from clipdesk.store.graph import SavedGraph
 from clipdesk.store.models import Embedding, Photo, utcnow
@@ -133,17 +134,18 @@ def test_background_searches_answer_exactly_until_the_graph_is_ready(library, fi
 def test_a_kill_between_graph_files_is_detected(library, filled, monkeypatch):
     VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
     add_photos(library, KEY, [{"path": "/v/late.jpg", "vector": np.ones(16)}])
-    real_write = graph_mod.atomic_write
+    real_write = derived.atomic_write
 
     def die_at_manifest(path, write):
         if path.suffix == ".json":
-            raise KeyboardInterrupt  # killed after the new graph and ids files, before the manifest
+            raise KeyboardInterrupt  # killed after the new graph file, before its manifest
         real_write(path, write)
 
-    monkeypatch.setattr(graph_mod, "atomic_write", die_at_manifest)
+    monkeypatch.setattr(derived, "atomic_write", die_at_manifest)
     with pytest.raises(KeyboardInterrupt):
         VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
-    monkeypatch.setattr(graph_mod, "atomic_write", real_write)
+    monkeypatch.setattr(derived, "atomic_write", real_write)
+    graph_mod.forget_live()  # the next process finds the files as the kill left them
     built = []
     real_build = SavedGraph._build
     monkeypatch.setattr(SavedGraph, "_build", lambda self, snap: built.append(1) or real_build(self, snap))
@@ -166,6 +168,7 @@ def test_damaged_index_is_rebuilt(library, filled, damage):
         index_file.unlink()
     else:
         manifest.write_text("{not json")
+    graph_mod.forget_live()  # a new process, which has only the files
     built = []
     original = SavedGraph._build
 

@@ -1,0 +1,208 @@
+"""The search graph's depth is calibrated on the library's own vectors, its results carry exact scores, filtered
+and exact searches stay within bounded memory, and searches answer while the graph is updated."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from _vecdb import add_photos
+
+from clipdesk.store import graph as graph_mod
+from clipdesk.store import vectors as vectors_mod
+from clipdesk.store.graph import EF_LADDER, RECALL_TARGET, Graph, SavedGraph, calibrate, recall_at
+from clipdesk.store.vector_file import VectorFile
+from clipdesk.store.vectors import VectorIndex, VectorSet, load_vectors
+
+KEY = "test:graph"
+
+
+def _unit(rng, n, d):
+    m = rng.standard_normal((n, d)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def _vector_set(m: np.ndarray, ids: np.ndarray | None = None) -> VectorSet:
+    return VectorSet(np.arange(1, len(m) + 1) if ids is None else ids, m.astype(np.float16))
+
+
+def test_calibration_picks_the_smallest_depth_that_reaches_the_target_and_it_holds_for_new_queries():
+    # Uniform random vectors are HNSW's hardest case: a shallow search misses many true neighbours.
+    rng = np.random.default_rng(0)
+    vs = _vector_set(_unit(rng, 20_000, 48))
+    graph = Graph.build(vs.ids, lambda a, b: vs.rows(np.arange(a, b)), vs.dim)
+    probes = _unit(rng, 64, 48)
+    cal = calibrate(graph, vs, probes)
+    assert cal["text_probes"] == "model" and cal["ef"] in EF_LADDER and cal["ef"] > EF_LADDER[0]
+    assert min(cal["recall_text"], cal["recall_image"]) >= RECALL_TARGET
+    truth = vs.top_exact(probes, 10)
+    below = EF_LADDER[EF_LADDER.index(cal["ef"]) - 1]
+    assert recall_at(graph, probes, truth, below) < RECALL_TARGET or \
+        recall_at(graph, graph_mod.photo_probes(vs), vs.top_exact(graph_mod.photo_probes(vs), 10), below) < RECALL_TARGET
+    # Queries the calibration never saw get the recall the issue asks for at the chosen depth; control: the
+    # shallowest depth does not give it.
+    fresh = _unit(np.random.default_rng(99), 100, 48)
+    fresh_truth = vs.top_exact(fresh, 10)
+    assert recall_at(graph, fresh, fresh_truth, cal["ef"]) >= 0.95
+    assert recall_at(graph, fresh, fresh_truth, EF_LADDER[0]) < 0.95
+
+
+def test_exact_search_in_blocks_equals_one_matrix_product(monkeypatch):
+    monkeypatch.setattr(vectors_mod, "EXACT_BLOCK", 7)
+    rng = np.random.default_rng(1)
+    m = _unit(rng, 100, 16)
+    vs = _vector_set(m)
+    q = _unit(rng, 3, 16)
+    full = vs.rows(np.arange(100)) @ q.T
+    rows, scores = vs.exact_top(q, 5)
+    for j in range(3):
+        assert rows[j].tolist() == np.argsort(-full[:, j], kind="stable")[:5].tolist()
+        np.testing.assert_allclose(scores[j], np.sort(full[:, j])[::-1][:5], rtol=1e-6)
+    subset = np.arange(3, 100, 4)
+    rows, _ = vs.exact_top(q[0], 4, subset)
+    assert set(rows[0].tolist()) <= set(subset.tolist())
+    assert rows[0].tolist() == subset[np.argsort(-full[subset, 0], kind="stable")[:4]].tolist()
+    vs.matrix  # noqa: B018 - the fp32 copy, when made, gives the same answers
+    assert vs.exact_top(q[0], 4, subset)[0].tolist() == rows.tolist()
+
+
+@pytest.fixture
+def filled(library):
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(6, 16))
+    return add_photos(library, KEY, [{"path": f"/g/{i}.jpg", "vector": centres[i % 6] + 0.4 * rng.normal(size=16)}
+                                     for i in range(240)])
+
+
+def test_graph_results_carry_the_exact_scores(library, filled):
+    graph_index = VectorIndex(library, KEY, hnsw_min_size=0)
+    exact = VectorIndex(library, KEY, hnsw_min_size=10**9)
+    q = exact.vectors.matrix[5] + 0.1
+    q = q / np.linalg.norm(q)
+    ids, scores = graph_index.search(q, 10)
+    exact_ids, exact_scores = exact.search(q, 10)
+    assert graph_index.mode == "hnsw" and ids.tolist() == exact_ids.tolist()
+    np.testing.assert_allclose(scores, exact_scores, atol=1e-6)  # fp16 vectors re-scored, not the graph's bf16
+
+
+def test_filtered_search_through_the_graph_or_exactly(library, filled, monkeypatch):
+    index = VectorIndex(library, KEY, hnsw_min_size=0)
+    exact = VectorIndex(library, KEY, hnsw_min_size=10**9)
+    index.hnsw()  # built and calibrated (which searches exactly) before counting
+    q = index.vectors.matrix[0]
+    wide = np.zeros(len(index.vectors), bool)
+    wide[::2] = True
+    calls = []
+    real = VectorSet.exact_top
+    monkeypatch.setattr(VectorSet, "exact_top", lambda self, *a, **kw: calls.append(1) or real(self, *a, **kw))
+    monkeypatch.setattr(vectors_mod, "FILTER_EXACT_MAX", 10)  # half the library passes: through the graph
+    ids, _ = index.search(q, 8, wide)
+    assert calls == [] and set(ids.tolist()) <= set(index.vectors.ids[wide].tolist())
+    assert ids.tolist() == exact.search(q, 8, wide)[0].tolist()
+    narrow = np.zeros(len(index.vectors), bool)
+    narrow[[3, 50, 77, 120, 200]] = True  # a filter that keeps few photos: searched exactly
+    ids, _ = index.search(q, 3, narrow)
+    assert calls == [1] and ids.tolist() == exact.search(q, 3, narrow)[0].tolist()
+
+
+def test_calibrated_again_when_the_library_grows_by_a_fifth_or_model_probes_arrive(library, filled):
+    index = VectorIndex(library, KEY, hnsw_min_size=0)
+    index.hnsw()
+    manifest = json.loads(index.graph.manifest_path.read_text())
+    assert index.graph.stats.calibrated and manifest["calibration"]["text_probes"] == "stand-in"
+    assert manifest["ef"] == manifest["calibration"]["ef"] == index.hnsw().ef
+    rng = np.random.default_rng(2)
+    add_photos(library, KEY, [{"path": f"/g/a{i}.jpg", "vector": rng.normal(size=16)} for i in range(20)])
+    small = VectorIndex(library, KEY, hnsw_min_size=0)
+    small.hnsw()
+    assert not small.graph.stats.built and not small.graph.stats.calibrated  # +8 %: the depth stands
+    add_photos(library, KEY, [{"path": f"/g/b{i}.jpg", "vector": rng.normal(size=16)} for i in range(40)])
+    grown = VectorIndex(library, KEY, hnsw_min_size=0)
+    grown.hnsw()
+    assert not grown.graph.stats.built and grown.graph.stats.calibrated
+    asked = []
+    probes = _unit(rng, 8, 16)
+    with_model = VectorIndex(library, KEY, hnsw_min_size=0, probes=lambda: asked.append(1) or probes)
+    with_model.hnsw()
+    manifest = json.loads(with_model.graph.manifest_path.read_text())
+    assert asked == [1] and manifest["calibration"]["text_probes"] == "model"
+
+
+def test_searches_answer_while_the_graph_takes_new_photos():
+    rng = np.random.default_rng(4)
+    m = _unit(rng, 12_000, 32)
+    graph = Graph.build(np.arange(6000), lambda a, b: m[a:b], 32)
+    done, answered, errors = threading.Event(), [], []
+
+    def update():
+        try:
+            graph.add(np.arange(6000, 12_000), m[6000:])
+            graph.remove(np.arange(0, 100))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        done.set()
+
+    worker = threading.Thread(target=update)
+    worker.start()
+    while not done.is_set():
+        ids, _ = graph.search(m[rng.integers(0, 6000)], 5)
+        answered.append(ids[0])
+    worker.join()
+    assert not errors and len(answered) > 5  # searches got their turn between the additions
+    assert all(((a >= 0) & (a < 12_000)).all() for a in answered)
+    assert len(graph) == 11_900 and graph.search(m[11_999], 1)[0][0, 0] == 11_999
+    assert 50 not in set(graph.search(m[50], 10)[0][0].tolist())
+
+
+def test_an_older_graph_format_is_rebuilt_and_its_leftovers_removed(library, filled):
+    VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
+    graph = SavedGraph(library.vectors_dir, KEY)
+    manifest = json.loads(graph.manifest_path.read_text())
+    graph.manifest_path.write_text(json.dumps({**manifest, "format": 2}))
+    leftover = graph.index_path.with_suffix(".ids.npy")
+    leftover.write_bytes(b"old ids")
+    graph_mod.forget_live()  # a new process: only the files
+    index = VectorIndex(library, KEY, hnsw_min_size=0)
+    index.hnsw()
+    assert index.graph.stats.built and not leftover.exists()
+
+
+def test_released_pages_read_back_the_same(library, filled):
+    vs = load_vectors(library, KEY)
+    assert VectorFile(library.vectors_dir, KEY).data_path.is_file()
+    vs = load_vectors(library, KEY)  # from the memory-mapped file now
+    assert getattr(vs._m16, "_mmap", None) is not None
+    before = vs.rows(np.arange(len(vs))).copy()
+    vs.release()
+    np.testing.assert_array_equal(vs.rows(np.arange(len(vs))), before)
+
+
+def test_a_graph_held_in_memory_is_updated_without_its_file_and_answers_meanwhile(library, filled, monkeypatch):
+    first = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    first.prepare_graph().join(30)
+    assert first.graph_ready
+    rng = np.random.default_rng(11)
+    fresh = rng.normal(size=16)
+    (new,) = add_photos(library, KEY, [{"path": "/g/fresh.jpg", "vector": fresh}])
+    monkeypatch.setattr(SavedGraph, "_load", lambda self, snap: pytest.fail("read the file of a graph in memory"))
+    release, started = threading.Event(), threading.Event()
+    real_update = SavedGraph._update
+
+    def slow_update(self, *args):
+        started.set()
+        assert release.wait(30)
+        return real_update(self, *args)
+
+    monkeypatch.setattr(SavedGraph, "_update", slow_update)
+    second = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    q = second.vectors.matrix[7]
+    assert second.search_mode == "hnsw"  # the graph in memory answers while it is brought up to date
+    ids, _ = second.search(q, 5)
+    assert started.wait(10) and not second.graph_ready and ids[0] == filled[7]
+    release.set()
+    second.prepare_graph().join(30)
+    assert second.graph_ready and second.hnsw() is first.hnsw()  # one graph in memory, updated in place
+    assert second.search(fresh / np.linalg.norm(fresh), 1)[0][0] == new
+    assert second.graph.stats.added == 1 and not second.graph.stats.built
