@@ -237,21 +237,28 @@ def run(n: int, args, tmp: Path) -> None:
     print(f"\n== {n:,} photos x {DIM}: prepared in {time.perf_counter() - t0:.0f} s (fill {prepared['fill_s']:.0f} s, "
           f"graph {prepared['graph_s']:.0f} s; calibration {prepared['calibration']})")
     sizes = {int(s) for s in args.baseline_sizes.split(",")} if args.baseline else set()
-    runs = [("now", REPO, None)]
+    runs = [("now", REPO)]
     if n in sizes:
-        runs.append((f"baseline {args.baseline}", _worktree(args.baseline, tmp), None))
-    for label, root, _ in runs:
-        for mode, min_size in (("default", DEFAULT_HNSW_MIN_SIZE), ("graph", 1)):
-            if mode == "graph" and n >= DEFAULT_HNSW_MIN_SIZE:
-                continue  # the default is the graph already
-            copy = tmp / f"lib-{n}-{label.split()[0]}-{mode}"
-            subprocess.run(["cp", "-r", str(lib_dir), str(copy)], check=True)  # the absorb step changes it
+        runs.append((f"baseline {args.baseline}", _worktree(args.baseline, tmp)))
+    modes = [("default", DEFAULT_HNSW_MIN_SIZE)] + ([("graph", 1)] if n < DEFAULT_HNSW_MIN_SIZE else [])
+    for mode, min_size in modes:
+        # Side by side: each code's library copy with its own graph, measured in turns (load drifts over minutes).
+        copies = {}
+        for label, root in runs:
+            copies[label] = base = tmp / f"lib-{n}-{label.split()[0]}-{mode}"
+            subprocess.run(["cp", "-r", str(lib_dir), str(base)], check=True)
             if mode == "graph" or label != "now":
-                # This code's own graph, built before the timed open (as a used library has one).
-                _child(root, "build", str(copy), str(n), str(data), str(min_size))
-            r = _child(root, "measure", str(copy), str(n), str(data), str(min_size))
-            _report(f"{label}, {mode}: hnsw from {min_size:,}", n, r)
-            subprocess.run(["rm", "-rf", str(copy)], check=True)
+                _child(root, "build", str(base), str(n), str(data), str(min_size))  # as a used library has one
+        for turn in range(args.rounds if len(runs) > 1 else 1):
+            for label, root in (runs if turn % 2 == 0 else runs[::-1]):
+                copy = copies[label].with_name(copies[label].name + f"-t{turn}")
+                subprocess.run(["cp", "-r", str(copies[label]), str(copy)], check=True)  # the absorb step changes it
+                r = _child(root, "measure", str(copy), str(n), str(data), str(min_size))
+                _report(f"{label}, {mode}: hnsw from {min_size:,}" + (f", turn {turn + 1}" if args.rounds > 1 else ""),
+                        n, r)
+                subprocess.run(["rm", "-rf", str(copy)], check=True)
+        for base in copies.values():
+            subprocess.run(["rm", "-rf", str(base)], check=True)
 
 
 def build(lib_dir: Path, n: int, data: Path, min_size: int) -> None:
@@ -292,6 +299,7 @@ def main() -> None:
     def options(ap):
         ap.add_argument("--baseline", default=None, help="git revision to measure side by side")
         ap.add_argument("--baseline-sizes", default="100000", help="sizes at which the baseline runs")
+        ap.add_argument("--rounds", type=int, default=2, help="turns of now / baseline, alternating")
 
     try:
         run_sizes(__doc__, run, "100000", options)

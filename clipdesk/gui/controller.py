@@ -107,6 +107,7 @@ class LibraryController(QObject):
         self.search_engine = self.engine  # differs only while a model switch re-embeds
         self._searchers: dict[str, tuple[int, Searcher]] = {}
         self._searchers_lock = threading.Lock()  # IO threads search; a model switch clears
+        self._refreshing: set[tuple[str, int]] = set()  # (model key, generation) searchers being made
         self._null: dict[str, object] = {}  # engine key -> encoded generic prompts
         self._probes: dict[str, object] = {}  # engine key -> encoded calibration prompts of the search graph
         self._probes_lock = threading.Lock()
@@ -409,9 +410,13 @@ class LibraryController(QObject):
             with self._searchers_lock:
                 generation = library.vectors_generation()
                 cached = self._searchers.get(encoder.key)
-                if cached is None or cached[0] != generation:
-                    cached = (generation, Searcher(library, encoder, self.config.hnsw_min_size,
-                                                   cutoff=not encoder.spec.random_init, background=True))
+                if cached is not None and cached[0] != generation and cached[1].index.mode == "hnsw":
+                    # A large library changed (an indexing run): its vectors are refreshed for the new generation
+                    # off this search's path (seconds at 1M photos); the previous ones answer meanwhile, and
+                    # photos gone since are dropped from their results (``Searcher`` reads presence per hit).
+                    self._refresh_searcher(encoder, generation)
+                elif cached is None or cached[0] != generation:
+                    cached = (generation, self._new_searcher(encoder))
                     self._searchers[encoder.key] = cached
                 searcher = cached[1]
                 searcher.engine = encoder
@@ -424,6 +429,32 @@ class LibraryController(QObject):
         self.read(resolve_photos, lambda terms: self.infer(lambda: encode(terms), encoded, failed, urgent=True),
                   failed)
         return request_id
+
+    def _new_searcher(self, encoder) -> Searcher:
+        return Searcher(self.library, encoder, self.config.hnsw_min_size, cutoff=not encoder.spec.random_init,
+                        background=True)
+
+    def _refresh_searcher(self, encoder, generation: int) -> None:
+        """Make the searcher of ``generation`` on the IO lane (once), and use it from then on."""
+        key = (encoder.key, generation)
+        if key in self._refreshing:
+            return
+        self._refreshing.add(key)
+
+        def make():
+            searcher = self._new_searcher(encoder)
+            searcher.index.prepare_graph()  # the graph in memory is brought up to date meanwhile
+            with self._searchers_lock:
+                current = self._searchers.get(encoder.key)
+                if current is None or current[0] < generation:
+                    self._searchers[encoder.key] = (generation, searcher)
+                self._refreshing.discard(key)
+
+        def failed(exc):
+            self._refreshing.discard(key)
+            log.warning("could not refresh the search vectors: %s", exc)
+
+        self.read(make, None, failed)
 
     def _probe_vectors(self, space):
         """The search graph's calibration prompts for ``space``, for its own thread: encoded on the inference lane

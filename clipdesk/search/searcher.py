@@ -41,6 +41,7 @@ CLIP_POOL_PER_RESULT = 5
 CLIP_POOL_MIN = 200
 CLIP_POOL_EXTRA = 1000
 SORTS = ("relevance", "date")
+PRESENCE_SLACK = 20  # hits looked up beyond k, for the few a stale vector set may hold that are gone
 
 
 @dataclass
@@ -104,9 +105,11 @@ class Searcher:
             full = keywords.full_hits()
             relevant |= np.fromiter((i in full for i in ids.tolist()), bool, len(ids))
         keep = np.arange(len(ids)) if show_all else np.flatnonzero(relevant)
-        keep = keep[:k]
+        facts = self._facts([int(i) for i in ids[keep[:k + PRESENCE_SLACK]]])
+        # Present photos only: vectors a generation behind (a large library's, while the new ones are read) may
+        # still hold a photo moved to the trash since.
+        keep = keep[np.fromiter((int(i) in facts for i in ids[keep]), bool, len(keep))][:k] if len(keep) else keep
         shown = [int(i) for i in ids[keep]]
-        facts = self._facts(shown)
         why = keywords.explain(shown)
         hits = []
         for j in keep.tolist():
@@ -209,9 +212,10 @@ class Searcher:
         return allow
 
     def _facts(self, ids: list[int]) -> dict[int, tuple[str, datetime | None]]:
-        """Path and date taken of the photos shown."""
+        """Path and date taken of the photos shown, present ones only."""
         if not ids:
             return {}
         with self.library.session() as s:
-            rows = s.execute(select(Photo.id, Photo.path, Photo.taken_at).where(Photo.id.in_(ids))).all()
+            rows = s.execute(select(Photo.id, Photo.path, Photo.taken_at)
+                             .where(Photo.id.in_(ids), Photo.missing_since.is_(None))).all()
         return {pid: (path, taken) for pid, path, taken in rows}

@@ -19,7 +19,15 @@ import numpy as np
 from sqlalchemy import func, select
 
 from clipdesk.store.db import Library
-from clipdesk.store.graph import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, Graph, SavedGraph, Snapshot
+from clipdesk.store.graph import (
+    CANDIDATES_MIN,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    Graph,
+    SavedGraph,
+    Snapshot,
+)
 from clipdesk.store.models import Embedding, Photo
 from clipdesk.store.vector_file import VectorFile
 
@@ -32,6 +40,8 @@ FILTER_EXACT_MAX = 50_000
 # Graph results are re-scored exactly; this many extra candidates absorb the graph's bf16 ordering errors.
 RERANK_EXTRA = 16
 OVERSAMPLE_MAX = 8192
+GRAPH_LOAD_WAIT_S = 3.0  # the longest a first search waits for a current graph to load before scanning
+RELEASE_AFTER = 64 << 20  # bytes of memory-mapped vectors read between two releases of their pages
 
 
 class VectorSet:
@@ -50,6 +60,7 @@ class VectorSet:
         self._m16 = matrix16
         self._m32: np.ndarray | None = None
         self._lock = threading.Lock()
+        self._read = 0  # bytes of the memory-mapped file read since its pages were last let go of
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -72,7 +83,13 @@ class VectorSet:
         """float32 rows ``rows`` without converting the rest."""
         if self._m32 is not None:
             return self._m32[rows]
-        return np.asarray(self._m16[rows], dtype=np.float32)
+        out = np.asarray(self._m16[rows], dtype=np.float32)
+        # Re-scoring a graph's candidates reads rows all over the file: let its pages go now and then, or a long
+        # session would end up holding most of it (1 GB at 1M photos) beside the graph.
+        self._read += out.size * 2
+        if self._read > RELEASE_AFTER:
+            self.release()
+        return out
 
     def row_of(self, photo_id: int) -> int | None:
         i = int(np.searchsorted(self.ids, photo_id))
@@ -98,6 +115,10 @@ class VectorSet:
             top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if scores.shape[1] > k else slice(None)
             best = np.take_along_axis(scores, top, axis=1) if scores.shape[1] > k else scores
             best_rows = np.take_along_axis(cand, top, axis=1) if cand.shape[1] > k else cand
+        if self._m32 is None:
+            self._read += len(pool) * self.dim * 2
+            if self._read > RELEASE_AFTER:
+                self.release()  # a scan reads the file once: nothing gains by keeping its pages
         order = np.argsort(-best, axis=1, kind="stable")
         return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(best, order, axis=1)
 
@@ -108,6 +129,7 @@ class VectorSet:
     def release(self) -> None:
         """Let go of the memory-mapped pages read so far (a full scan or a graph build touches all of the file,
         1 GB at 1M photos, which would stay in this process's resident memory until the kernel needs it)."""
+        self._read = 0
         mm = getattr(self._m16, "_mmap", None)
         if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
             try:
@@ -246,10 +268,16 @@ class VectorIndex:
         query = np.asarray(query, np.float32)
         if self.mode == "hnsw":
             if self.background and self._hnsw is None:
-                self.prepare_graph()
+                worker = self.prepare_graph()
                 live = self._live()
                 if live is not None:  # being brought up to date: photos new since are found once added
                     return self._graph_search(query, k, allow, live)
+                if self.graph.saved_generation() == self.generation:
+                    # A current graph on disk loads in about a second at 1M photos: sooner than a full scan, which
+                    # would also compete with the load for the two cores.
+                    worker.join(GRAPH_LOAD_WAIT_S)
+                    if self._hnsw is not None:
+                        return self._graph_search(query, k, allow)
             else:
                 return self._graph_search(query, k, allow)
             # A large library while its graph gets ready: exact, in blocks (no fp32 copy of every vector).
@@ -297,11 +325,10 @@ class VectorIndex:
             # Enough photos pass that the graph's top candidates hold k of them: ask for deep enough a list.
             want = min(OVERSAMPLE_MAX, n, int(np.ceil((k + RERANK_EXTRA) * 1.5 * n / allowed)))
         else:
-            want = min(n, k + RERANK_EXTRA)
-        labels, _ = graph.search(query, want, ef=max(graph.ef, want))
-        rows = np.searchsorted(self.vectors.ids, labels[0])
-        rows = np.minimum(rows, n - 1)
-        ok = (labels[0] >= 0) & (self.vectors.ids[rows] == labels[0])
+            want = min(n, max(k + RERANK_EXTRA, CANDIDATES_MIN))
+        labels = graph.candidates(query, want, ef=max(graph.ef, want))
+        rows = np.minimum(np.searchsorted(self.vectors.ids, labels), n - 1)
+        ok = self.vectors.ids[rows] == labels
         if allow is not None:
             ok &= allow[rows]
         rows = rows[ok]

@@ -39,14 +39,37 @@ def test_calibration_picks_the_smallest_depth_that_reaches_the_target_and_it_hol
     assert min(cal["recall_text"], cal["recall_image"]) >= RECALL_TARGET
     truth = vs.top_exact(probes, 10)
     below = EF_LADDER[EF_LADDER.index(cal["ef"]) - 1]
-    assert recall_at(graph, probes, truth, below) < RECALL_TARGET or \
-        recall_at(graph, graph_mod.photo_probes(vs), vs.top_exact(graph_mod.photo_probes(vs), 10), below) < RECALL_TARGET
+    photos = graph_mod.photo_probes(vs)
+    assert recall_at(graph, vs, probes, truth, below) < RECALL_TARGET or \
+        recall_at(graph, vs, photos, vs.top_exact(photos, 10), below) < RECALL_TARGET
     # Queries the calibration never saw get the recall the issue asks for at the chosen depth; control: the
     # shallowest depth does not give it.
     fresh = _unit(np.random.default_rng(99), 100, 48)
     fresh_truth = vs.top_exact(fresh, 10)
-    assert recall_at(graph, fresh, fresh_truth, cal["ef"]) >= 0.95
-    assert recall_at(graph, fresh, fresh_truth, EF_LADDER[0]) < 0.95
+    assert recall_at(graph, vs, fresh, fresh_truth, cal["ef"]) >= 0.95
+    assert recall_at(graph, vs, fresh, fresh_truth, EF_LADDER[0]) < 0.95
+
+
+def test_with_the_model_probes_a_search_also_walks_from_across_the_gap():
+    rng = np.random.default_rng(3)
+    photos = _unit(rng, 3000, 32)
+    vs = _vector_set(photos)
+    graph = Graph.build(vs.ids, lambda a, b: vs.rows(np.arange(a, b)), 32)
+    away = _unit(rng, 1, 32)[0]
+    text = 0.8 * away + 0.4 * photos[:40]
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    cal = calibrate(graph, vs, text)
+    gap = np.asarray(cal["gap"], np.float32)
+    np.testing.assert_allclose(gap, text.mean(0) - photos.mean(0), atol=1e-5)
+    assert graph.gap is not None
+    q = text[0]
+    moved = (q - gap) / np.linalg.norm(q - gap)
+    both = np.union1d(graph.search(q, 20, ef=64)[0][0], graph.search(moved, 20, ef=64)[0][0])
+    assert graph.candidates(q, 20, ef=64).tolist() == both[both >= 0].tolist()
+    assert len(both) > 20  # the second walk brought candidates of its own
+    # Stand-in probes (no text encoder): no gap is guessed, one walk per search.
+    calibrate(graph, vs, None)
+    assert graph.gap is None and graph.candidates(q, 20, ef=64).tolist() == sorted(graph.search(q, 20, ef=64)[0][0])
 
 
 def test_exact_search_in_blocks_equals_one_matrix_product(monkeypatch):
@@ -206,3 +229,40 @@ def test_a_graph_held_in_memory_is_updated_without_its_file_and_answers_meanwhil
     assert second.graph_ready and second.hnsw() is first.hnsw()  # one graph in memory, updated in place
     assert second.search(fresh / np.linalg.norm(fresh), 1)[0][0] == new
     assert second.graph.stats.added == 1 and not second.graph.stats.built
+
+
+def test_rows_read_from_the_file_are_let_go_of_now_and_then(library, filled, monkeypatch):
+    load_vectors(library, KEY)
+    vs = load_vectors(library, KEY)  # memory-mapped
+    released = []
+    real = VectorSet.release
+    monkeypatch.setattr(VectorSet, "release", lambda self: released.append(1) or real(self))
+    monkeypatch.setattr(vectors_mod, "RELEASE_AFTER", 16 * 2 * 50)  # 50 rows of 16 fp16 values
+    vs.rows(np.arange(30))
+    assert released == []
+    vs.rows(np.arange(30, 60))
+    assert released == [1]  # past 50 rows read: the pages were let go of
+    vs.exact_top(np.ones(16, np.float32), 3)  # a scan of all 240 rows
+    assert released == [1, 1]
+
+
+def test_a_first_search_waits_for_a_current_graph_to_load_but_not_for_an_update(library, filled, monkeypatch):
+    VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
+    graph_mod.forget_live()  # a new process: the graph is on disk only
+    scans = []
+    real = VectorSet.exact_top
+    monkeypatch.setattr(VectorSet, "exact_top", lambda self, *a, **kw: scans.append(1) or real(self, *a, **kw))
+    index = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    ids, _ = index.search(index.vectors.matrix[3], 5)
+    assert index.graph_ready and scans == [] and ids[0] == filled[3]  # loaded, then searched: no full scan
+    # Control: a stale graph on disk means an update first; the search does not wait for that.
+    graph_mod.forget_live()
+    add_photos(library, KEY, [{"path": "/g/late.jpg", "vector": np.ones(16)}])
+    release = threading.Event()
+    real_open = SavedGraph.open
+    monkeypatch.setattr(SavedGraph, "open", lambda self, *a: release.wait(30) and real_open(self, *a))
+    stale = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    stale.search(stale.vectors.matrix[3], 5)
+    assert scans == [1] and not stale.graph_ready
+    release.set()
+    stale.prepare_graph().join(30)

@@ -194,3 +194,17 @@ def test_photo_id_filter_restricts_results(library, photos):
     result = s.search(parse_text_query("beach"), k=10, filters=Filters(photo_ids=only), show_all=True)
     assert paths(result) == ["beach_crowd.jpg", "dog.jpg"]
     assert s.search(parse_text_query("beach"), k=10, filters=Filters(photo_ids=frozenset())).hits == []
+
+
+def test_a_photo_gone_since_the_vectors_were_read_is_not_shown(library, photos):
+    from sqlalchemy import update
+
+    from clipdesk.store.models import Photo
+
+    s = searcher(library, beach=axis(BEACH))
+    before = paths(s.search(parse_text_query("beach"), k=5, show_all=True))
+    assert "beach_empty.jpg" in before
+    with library.session() as db, db.begin():  # moved to the trash; this searcher's vectors predate that
+        db.execute(update(Photo).where(Photo.id == photos["beach_empty.jpg"]).values(missing_since=datetime(2024, 1, 1)))
+    after = paths(s.search(parse_text_query("beach"), k=5, show_all=True))
+    assert "beach_empty.jpg" not in after and after == [p for p in before if p != "beach_empty.jpg"]

@@ -28,6 +28,7 @@ from PIL import Image
 
 from clipdesk.config import CoreConfig
 from clipdesk.gui.controller import LibraryController, SearchRequest
+from clipdesk.gui.lanes import Lane, current_lane
 from clipdesk.gui.main_window import MainWindow
 from clipdesk.gui.settings import Settings
 from clipdesk.search import Term, parse_text_query
@@ -351,3 +352,84 @@ def test_a_result_for_a_closed_widget_is_dropped(qtbot):
     qtbot.waitUntil(lambda: seen == ["on time"], timeout=10000)  # control: a live widget still gets its result
     assert kept.text() == "on time"
     tasks.shutdown()
+
+
+def test_the_search_graph_calibrates_on_prompts_the_inference_lane_encodes(qtbot, tmp_path, photos, monkeypatch):
+    """A large library's graph (threshold 1 here) gets its text probes from the model, encoded on the inference
+    lane while the graph's own thread waits: never on the GUI thread, never on the graph's or an IO thread."""
+    import json
+
+    from clipdesk.search.probes import PROBE_PROMPTS
+
+    controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
+                                   config=CoreConfig(decode_workers=0, batch_size=4, hnsw_min_size=1))
+    with qtbot.waitSignal(controller.index_finished, timeout=120000):
+        controller.add_roots([str(photos)])
+    engine = controller.engine
+    encoded_on: list[str] = []
+    real_text = engine.encode_text
+
+    def text(texts):
+        if list(texts) == list(PROBE_PROMPTS):
+            encoded_on.append((threading.current_thread().name, current_lane()))
+        return real_text(texts)
+
+    monkeypatch.setattr(engine, "encode_text", text)
+    with qtbot.waitSignal(controller.search_finished, timeout=60000):
+        controller.search(SearchRequest(parse_text_query("a dog"), k=3))
+
+    def calibrated():
+        found = [p for p in (tmp_path / "lib").glob("**/*.json") if '"calibration"' in p.read_text()]
+        return json.loads(found[0].read_text())["calibration"] if found else None
+
+    qtbot.waitUntil(lambda: calibrated() is not None, timeout=60000)
+    assert calibrated()["text_probes"] == "model"
+    with qtbot.waitSignal(controller.search_finished, timeout=60000):
+        controller.search(SearchRequest(parse_text_query("a cat"), k=3))
+    assert len(encoded_on) == 1  # once, then kept
+    name, lane = encoded_on[0]
+    assert lane is Lane.INFERENCE and name != threading.main_thread().name
+    controller.shutdown()
+
+
+def test_a_large_library_that_changed_answers_from_its_previous_vectors_while_the_new_ones_are_read(
+        qtbot, tmp_path, photos, coco_images, monkeypatch):
+    """After an indexing run, a library searched through its graph (threshold 1 here, as one of 300k photos)
+    answers the next search at once from the vectors it has, drops photos gone since, and switches to the new
+    vectors once they are read: the search does not wait for the refresh."""
+    import shutil
+
+    from clipdesk.search import searcher as searcher_mod
+
+    controller = LibraryController(tmp_path / "lib", model="tiny-random", device="cpu",
+                                   config=CoreConfig(decode_workers=0, batch_size=4, hnsw_min_size=1))
+    with qtbot.waitSignal(controller.index_finished, timeout=120000):
+        controller.add_roots([str(photos)])
+    results = []
+    controller.search_finished.connect(lambda _rid, found: results.append(found))
+
+    def search(text="a photo"):
+        with qtbot.waitSignal(controller.search_finished, timeout=60000):
+            controller.search(SearchRequest(parse_text_query(text), k=20, show_all=True))
+        return {h.path.rsplit("/", 1)[-1] for h in results[-1].hits}
+
+    first = search()
+    assert len(first) == 7
+    gate = threading.Event()
+    real_init = searcher_mod.Searcher.__init__
+
+    def slow_init(self, *args, **kwargs):  # the refresh's read of the new vectors, held back
+        assert gate.wait(60)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(searcher_mod.Searcher, "__init__", slow_init)
+    shutil.copy(coco_images[10], photos / coco_images[10].name)
+    (photos / coco_images[1].name).unlink()
+    with qtbot.waitSignal(controller.index_finished, timeout=120000):
+        controller.add_roots([str(photos)])
+    during = search()  # answered by the previous generation's searcher while the new one is held back
+    assert coco_images[1].name not in during and coco_images[10].name not in during and len(during) == 6
+    gate.set()
+    qtbot.waitUntil(lambda: coco_images[10].name in search(), timeout=60000)
+    assert coco_images[1].name not in search()
+    controller.shutdown()
