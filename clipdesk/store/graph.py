@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ RECALL_TARGET = 0.96
 # (0.002 apart for text queries at 1M photos), and the graph orders them by its bf16 copies.
 CANDIDATES_MIN = 64
 RECHECK_GROWTH = 0.2
+# With ``defer_save``, an update is saved once the changes kept in memory only reach this share of the graph.
+SAVE_PENDING_SHARE = 0.005
 PROBE_PHOTOS = 64
 CALIBRATION_K = 10
 
@@ -148,6 +151,7 @@ class Graph:
         for start in range(0, len(ids), ADD_CHUNK):
             with self._lock:
                 self._index.add(ids[start:start + ADD_CHUNK], vectors[start:start + ADD_CHUNK])
+            time.sleep(0)  # usearch adds under the GIL: hand it to a waiting search between chunks
 
     def remove(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, np.uint64)
@@ -220,8 +224,9 @@ class SavedGraph:
     prompts), or None where no text encoder is at hand."""
 
     def __init__(self, directory: Path, model_key: str,
-                 probes: Callable[[], np.ndarray | None] | None = None) -> None:
+                 probes: Callable[[], np.ndarray | None] | None = None, defer_save: bool = False) -> None:
         self.model_key = model_key
+        self.defer_save = defer_save
         self.index_path, self.manifest_path = model_files(directory, model_key, ".hnsw", ".json")
         self.probes = probes
         self.stats = GraphStats()
@@ -266,8 +271,15 @@ class SavedGraph:
                 return graph
             deleted = self._update(graph, manifest, snap, changed_since)
             if deleted is not None:
-                self._calibrate_if_due(graph, snap)
-                self._save(graph, snap, deleted)
+                recalibrated = self._calibrate_if_due(graph, snap)
+                pending = manifest.get("pending", 0) + self.stats.added + self.stats.removed + self.stats.updated
+                if self.defer_save and not recalibrated and pending < SAVE_PENDING_SHARE * len(graph):
+                    # Saving holds the interpreter for a second or more at 1M photos (usearch writes under the
+                    # GIL), and searches would wait: a small update stays in memory, and a new process re-applies
+                    # it from the saved graph's older state, as it would after a crash.
+                    _remember(self.index_path, graph, {**self._manifest(graph, snap, deleted), "pending": pending})
+                else:
+                    self._save(graph, snap, deleted)
                 return graph
         graph = self._build(snap)
         self.calibration = None
@@ -343,12 +355,14 @@ class SavedGraph:
         derived.sweep_temp_files(self.index_path, self.manifest_path)
         self.index_path.with_suffix(".ids.npy").unlink(missing_ok=True)  # format 2's ids file: the keys say it now
         derived.atomic_write(self.index_path, graph.save)
-        manifest = {"format": FORMAT, "engine": "usearch", "model_key": self.model_key,
-                    "generation": snap.generation, "as_of": snap.as_of, "count": len(graph),
-                    "dim": snap.vectors.dim, "deleted": int(deleted), "ef": graph.ef,
-                    "calibration": self.calibration, "digest": sampled_digest(self.index_path)}
+        manifest = {**self._manifest(graph, snap, deleted), "digest": sampled_digest(self.index_path)}
         derived.atomic_write(self.manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest)))
         _remember(self.index_path, graph, manifest)
+
+    def _manifest(self, graph: Graph, snap: Snapshot, deleted: int) -> dict:
+        return {"format": FORMAT, "engine": "usearch", "model_key": self.model_key,
+                "generation": snap.generation, "as_of": snap.as_of, "count": len(graph),
+                "dim": snap.vectors.dim, "deleted": int(deleted), "ef": graph.ef, "calibration": self.calibration}
 
 
 # -- calibration -------------------------------------------------------------------

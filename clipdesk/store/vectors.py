@@ -236,7 +236,8 @@ class VectorIndex:
         # Read before the vectors: if they change meanwhile, the graph records the older state and is updated later.
         self.generation = library.vectors_generation()
         self.vectors = load_vectors(library, model_key, self.generation)
-        self.graph = SavedGraph(library.vectors_dir, model_key, probes)
+        # In the app (background) small updates of the graph stay in memory: saving would hold up its searches.
+        self.graph = SavedGraph(library.vectors_dir, model_key, probes, defer_save=background)
         self._hnsw: Graph | None = None
         self._lock = threading.Lock()
         self._graph_lock = threading.Lock()
@@ -332,7 +333,7 @@ class VectorIndex:
         if allow is not None:
             ok &= allow[rows]
         rows = rows[ok]
-        if len(rows) < k and (allow is not None or graph is not self._hnsw):  # too few of the graph's candidates
+        if len(rows) < k:  # too few candidates (a filter, a graph mid-update, or k near the library's size)
             rows, scores = self.vectors.exact_top(query, k, None if allow is None else np.flatnonzero(allow))
             return self.vectors.ids[rows[0]], scores[0]
         return self._top(rows, self.vectors.rows(rows) @ query, k)

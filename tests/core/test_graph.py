@@ -122,8 +122,8 @@ def test_filtered_search_through_the_graph_or_exactly(library, filled, monkeypat
     monkeypatch.setattr(VectorSet, "exact_top", lambda self, *a, **kw: calls.append(1) or real(self, *a, **kw))
     monkeypatch.setattr(vectors_mod, "FILTER_EXACT_MAX", 10)  # half the library passes: through the graph
     ids, _ = index.search(q, 8, wide)
-    assert calls == [] and set(ids.tolist()) <= set(index.vectors.ids[wide].tolist())
-    assert ids.tolist() == exact.search(q, 8, wide)[0].tolist()
+    assert calls == [] and set(ids.tolist()) <= set(index.vectors.ids[wide].tolist()) and len(ids) == 8
+    assert len(set(ids.tolist()) & set(exact.search(q, 8, wide)[0].tolist())) >= 7  # an approximate search
     narrow = np.zeros(len(index.vectors), bool)
     narrow[[3, 50, 77, 120, 200]] = True  # a filter that keeps few photos: searched exactly
     ids, _ = index.search(q, 3, narrow)
@@ -266,3 +266,24 @@ def test_a_first_search_waits_for_a_current_graph_to_load_but_not_for_an_update(
     assert scans == [1] and not stale.graph_ready
     release.set()
     stale.prepare_graph().join(30)
+
+
+def test_the_app_keeps_a_small_update_in_memory_and_a_new_process_re_applies_it(library, filled):
+    VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
+    graph = SavedGraph(library.vectors_dir, KEY)
+    saved_at = graph.saved_generation()
+    rng = np.random.default_rng(12)
+    (one,) = add_photos(library, KEY, [{"path": "/g/one.jpg", "vector": rng.normal(size=16)}])  # 0.4 % of 240
+    app = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    app.prepare_graph().join(30)
+    assert app.graph.stats.added == 1 and graph.saved_generation() == saved_at  # not written: searches go on
+    assert one in app.search(app.vectors.matrix[app.vectors.row_of(one)], 1)[0].tolist()
+    graph_mod.forget_live()  # the app quits (or crashes): the next process starts from the older file
+    cli = VectorIndex(library, KEY, hnsw_min_size=0)
+    cli.hnsw()
+    assert cli.graph.stats.added == 1 and graph.saved_generation() == library.vectors_generation()
+    # Control: more changes than the share kept in memory are saved by the app too.
+    add_photos(library, KEY, [{"path": f"/g/many{i}.jpg", "vector": rng.normal(size=16)} for i in range(5)])
+    busy = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    busy.prepare_graph().join(30)
+    assert busy.graph.stats.added == 5 and graph.saved_generation() == library.vectors_generation()
