@@ -249,6 +249,22 @@ class SavedGraph:
             return None
         return manifest.get("generation") if manifest.get("format") == FORMAT else None
 
+    def view(self, dim: int) -> Graph | None:
+        """The saved graph memory-mapped (read-only, at once), if its manifest and digest vouch for it."""
+        from usearch.index import Index
+
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+            if (manifest.get("format") != FORMAT or manifest.get("dim") != dim
+                    or manifest.get("digest") != sampled_digest(self.index_path)):
+                return None
+            index = Index.restore(str(self.index_path), view=True)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError):
+            return None
+        if index is None or len(index) != manifest.get("count"):
+            return None
+        return Graph(index, int(manifest.get("ef") or HNSW_EF_SEARCH), _gap_of(manifest.get("calibration")))
+
     def live(self) -> Graph | None:
         """The graph this process has in memory for this file (perhaps a generation behind, or being updated)."""
         with _LIVE_LOCK:

@@ -237,30 +237,38 @@ def test_rows_read_from_the_file_are_let_go_of_now_and_then(library, filled, mon
     released = []
     real = VectorSet.release
     monkeypatch.setattr(VectorSet, "release", lambda self: released.append(1) or real(self))
-    monkeypatch.setattr(vectors_mod, "RELEASE_AFTER", 16 * 2 * 50)  # 50 rows of 16 fp16 values
+    monkeypatch.setattr(vectors_mod, "RELEASE_AFTER", vectors_mod.FAULT_AROUND * 50)  # 50 scattered rows
+    monkeypatch.setattr(vectors_mod, "PREAD_MAX", 0)  # through the memory map
     vs.rows(np.arange(30))
     assert released == []
     vs.rows(np.arange(30, 60))
     assert released == [1]  # past 50 rows read: the pages were let go of
-    vs.exact_top(np.ones(16, np.float32), 3)  # a scan of all 240 rows
+    vs.exact_top(np.ones(16, np.float32), 3)  # a scan of all 240 rows: 7.5 KB, read in order
+    assert released == [1]
+    vs.exact_top(np.ones(16, np.float32), 3, np.arange(0, 240, 4))  # a filter's 60 scattered rows
     assert released == [1, 1]
 
 
-def test_a_first_search_waits_for_a_current_graph_to_load_but_not_for_an_update(library, filled, monkeypatch):
+def test_a_first_search_is_answered_by_the_saved_graph_mapped_while_it_loads(library, filled, monkeypatch):
     VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
     graph_mod.forget_live()  # a new process: the graph is on disk only
     scans = []
     real = VectorSet.exact_top
     monkeypatch.setattr(VectorSet, "exact_top", lambda self, *a, **kw: scans.append(1) or real(self, *a, **kw))
-    index = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
-    ids, _ = index.search(index.vectors.matrix[3], 5)
-    assert index.graph_ready and scans == [] and ids[0] == filled[3]  # loaded, then searched: no full scan
-    # Control: a stale graph on disk means an update first; the search does not wait for that.
-    graph_mod.forget_live()
-    add_photos(library, KEY, [{"path": "/g/late.jpg", "vector": np.ones(16)}])
     release = threading.Event()
     real_open = SavedGraph.open
     monkeypatch.setattr(SavedGraph, "open", lambda self, *a: release.wait(30) and real_open(self, *a))
+    index = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    assert index.search_mode == "exact"  # not known to be answerable until asked
+    ids, _ = index.search(index.vectors.matrix[3], 5)
+    assert not index.graph_ready and scans == [] and ids[0] == filled[3]  # the mapped file answered, no scan
+    release.set()
+    index.prepare_graph().join(30)
+    assert index.graph_ready and index._view is None  # the loaded graph took over; the mapping is let go of
+    # Control: a stale graph on disk is never served mapped; until it is updated, searches are exact.
+    graph_mod.forget_live()
+    add_photos(library, KEY, [{"path": "/g/late.jpg", "vector": np.ones(16)}])
+    release.clear()
     stale = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
     stale.search(stale.vectors.matrix[3], 5)
     assert scans == [1] and not stale.graph_ready
@@ -287,3 +295,12 @@ def test_the_app_keeps_a_small_update_in_memory_and_a_new_process_re_applies_it(
     busy = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
     busy.prepare_graph().join(30)
     assert busy.graph.stats.added == 5 and graph.saved_generation() == library.vectors_generation()
+
+
+def test_a_few_rows_are_read_from_the_file_not_mapped(library, filled):
+    load_vectors(library, KEY)
+    vs = load_vectors(library, KEY)
+    rows = np.array([5, 200, 3, 3, 239])
+    got = vs.rows(rows)
+    assert vs._fh is not None and vs._read == 0  # read with pread: nothing mapped, nothing to let go of
+    np.testing.assert_array_equal(got, np.asarray(vs._m16)[rows].astype(np.float32))
