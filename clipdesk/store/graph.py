@@ -104,6 +104,7 @@ class Graph:
         self._index = index
         self.ef = int(ef)
         self.gap = gap  # text minus photo mean: a text query is also searched from where photos are
+        self.is_view = False  # memory-mapped from its file: searched, never changed
         self._lock = threading.Lock()
 
     @classmethod
@@ -249,6 +250,21 @@ class SavedGraph:
             return None
         return manifest.get("generation") if manifest.get("format") == FORMAT else None
 
+    def _current_view(self, snap: Snapshot) -> Graph | None:
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError):
+            return None
+        cal = manifest.get("calibration") or {}
+        due = (not cal or (self.probes is not None and cal.get("text_probes") != "model")
+               or len(snap.ids) >= cal.get("count", 0) * (1 + RECHECK_GROWTH))
+        if due or manifest.get("generation") != snap.generation or manifest.get("count") != len(snap.ids):
+            return None
+        view = self.view(snap.vectors.dim)
+        if view is not None:
+            self.calibration = cal
+        return view
+
     def view(self, dim: int) -> Graph | None:
         """The saved graph memory-mapped (read-only, at once), if its manifest and digest vouch for it."""
         from usearch.index import Index
@@ -263,7 +279,9 @@ class SavedGraph:
             return None
         if index is None or len(index) != manifest.get("count"):
             return None
-        return Graph(index, int(manifest.get("ef") or HNSW_EF_SEARCH), _gap_of(manifest.get("calibration")))
+        graph = Graph(index, int(manifest.get("ef") or HNSW_EF_SEARCH), _gap_of(manifest.get("calibration")))
+        graph.is_view = True
+        return graph
 
     def live(self) -> Graph | None:
         """The graph this process has in memory for this file (perhaps a generation behind, or being updated)."""
@@ -275,6 +293,13 @@ class SavedGraph:
         self.stats = GraphStats()
         with _LIVE_LOCK:
             live = _LIVE.get(self.index_path)
+        if live is None:
+            # Current on disk: served memory-mapped, at once. Loading 1.3 GB at 1M photos takes seconds, and
+            # usearch loads (and saves) under the GIL, so every Python thread, the GUI's included, would wait.
+            # Only an update needs the graph in memory.
+            view = self._current_view(snap)
+            if view is not None:
+                return view
         saved = (live[0], dict(live[1])) if live is not None and live[0].dim == snap.vectors.dim else self._load(snap)
         if saved is not None:
             graph, manifest = saved

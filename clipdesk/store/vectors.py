@@ -303,12 +303,14 @@ class VectorIndex:
         query = np.asarray(query, np.float32)
         if self.mode == "hnsw":
             if self.background and self._hnsw is None:
-                self.prepare_graph()
                 live = self._live()
+                # A current graph on disk answers at once, memory-mapped, while it loads. Mapped before the load
+                # starts: usearch loads under the GIL, and this thread would wait for all of it.
+                view = self._saved_view() if live is None else None
+                self.prepare_graph()
                 if live is not None:  # being brought up to date: photos new since are found once added
                     return self._graph_search(query, k, allow, live)
-                view = self._saved_view()
-                if view is not None:  # a current graph on disk answers at once, memory-mapped, while it loads
+                if view is not None:
                     return self._graph_search(query, k, allow, view)
             else:
                 return self._graph_search(query, k, allow)

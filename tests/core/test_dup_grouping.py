@@ -72,12 +72,16 @@ def test_exact_and_graph_neighbours_agree():
     index = Graph.build(np.arange(300), lambda a, b: m[a:b], 16)
     a, sa = knn(m, 5)
     b, sb = knn(m, 5, index)
-    assert (np.sort(a, 1) == np.sort(b, 1)).mean() > 0.98
+    def overlap(x, y):  # per row: the share of one's neighbours the other found too
+        return np.mean([len(set(p) & set(q)) / len(p) for p, q in zip(x, y, strict=True)])
+
+    assert overlap(a, b) > 0.97
     assert not (a == np.arange(300)[:, None]).any() and not (b == np.arange(300)[:, None]).any()
     ids = 10 + 2 * np.arange(300)  # the library's graph is labelled by photo id
     by_id = Graph.build(ids, lambda a, b: m[a:b], 16)
     c, _ = knn(m, 5, by_id, labels=ids)
-    assert (np.sort(c, 1) == np.sort(b, 1)).mean() > 0.98
+    assert overlap(a, c) > 0.97  # the graph labelled by photo id answers in rows just the same
+    assert overlap(a, np.roll(a, 1, axis=0)) < 0.2  # control: unrelated neighbour lists do not pass
     np.testing.assert_allclose(sb, np.take_along_axis(m @ m.T, b, axis=1), atol=1e-5)  # exact cosines, not bf16
 
 
