@@ -225,9 +225,11 @@ class SavedGraph:
     prompts), or None where no text encoder is at hand."""
 
     def __init__(self, directory: Path, model_key: str,
-                 probes: Callable[[], np.ndarray | None] | None = None, defer_save: bool = False) -> None:
+                 probes: Callable[[], np.ndarray | None] | None = None, defer_save: bool = False,
+                 mutable: bool = False) -> None:
         self.model_key = model_key
         self.defer_save = defer_save
+        self.mutable = mutable  # always in memory, ready for updates, even when the saved graph is current
         self.index_path, self.manifest_path = model_files(directory, model_key, ".hnsw", ".json")
         self.probes = probes
         self.stats = GraphStats()
@@ -293,7 +295,7 @@ class SavedGraph:
         self.stats = GraphStats()
         with _LIVE_LOCK:
             live = _LIVE.get(self.index_path)
-        if live is None:
+        if live is None and not self.mutable:
             # Current on disk: served memory-mapped, at once. Loading 1.3 GB at 1M photos takes seconds, and
             # usearch loads (and saves) under the GIL, so every Python thread, the GUI's included, would wait.
             # Only an update needs the graph in memory.

@@ -268,8 +268,9 @@ class VectorIndex:
         # Read before the vectors: if they change meanwhile, the graph records the older state and is updated later.
         self.generation = library.vectors_generation()
         self.vectors = load_vectors(library, model_key, self.generation)
-        # In the app (background) small updates of the graph stay in memory: saving would hold up its searches.
-        self.graph = SavedGraph(library.vectors_dir, model_key, probes, defer_save=background)
+        # In the app (background) the graph is loaded into memory, so that an indexing run updates it in place, and
+        # small updates stay there (saving would hold up its searches); elsewhere a current graph is memory-mapped.
+        self.graph = SavedGraph(library.vectors_dir, model_key, probes, defer_save=background, mutable=background)
         self._hnsw: Graph | None = None
         self._view: Graph | None = None
         self._view_tried = False
@@ -304,14 +305,19 @@ class VectorIndex:
         if self.mode == "hnsw":
             if self.background and self._hnsw is None:
                 live = self._live()
-                # A current graph on disk answers at once, memory-mapped, while it loads. Mapped before the load
-                # starts: usearch loads under the GIL, and this thread would wait for all of it.
-                view = self._saved_view() if live is None else None
-                self.prepare_graph()
                 if live is not None:  # being brought up to date: photos new since are found once added
+                    self.prepare_graph()
                     return self._graph_search(query, k, allow, live)
+                view = self._saved_view()
                 if view is not None:
-                    return self._graph_search(query, k, allow, view)
+                    # A current graph on disk answers at once, memory-mapped. The load into memory (which later
+                    # updates need) starts once this answer is out: usearch loads under the GIL, and this
+                    # search would wait for all of it.
+                    try:
+                        return self._graph_search(query, k, allow, view)
+                    finally:
+                        self.prepare_graph()
+                self.prepare_graph()
             else:
                 return self._graph_search(query, k, allow)
             # A large library while its graph gets ready: exact, in blocks (no fp32 copy of every vector).

@@ -304,3 +304,14 @@ def test_a_few_rows_are_read_from_the_file_not_mapped(library, filled):
     got = vs.rows(rows)
     assert vs._fh is not None and vs._read == 0  # read with pread: nothing mapped, nothing to let go of
     np.testing.assert_array_equal(got, np.asarray(vs._m16)[rows].astype(np.float32))
+
+
+def test_a_current_graph_is_mapped_for_the_cli_and_loaded_for_the_app(library, filled):
+    VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
+    graph_mod.forget_live()
+    cli = VectorIndex(library, KEY, hnsw_min_size=0).hnsw()
+    assert cli.is_view and len(cli) == 240  # no load: one search per process needs none
+    graph_mod.forget_live()
+    app = VectorIndex(library, KEY, hnsw_min_size=0, background=True)
+    app.prepare_graph().join(30)
+    assert not app.hnsw().is_view  # in memory: the next indexing run updates it in place
