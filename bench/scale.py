@@ -142,10 +142,12 @@ def measure(lib_dir: Path, n: int, data: Path, min_size: int) -> dict:
     index.search(queries[150], K)
     res["first_s"] = time.perf_counter() - t0
     res["first_mode"] = index.search_mode
+    phases = {"first result": _rss_mb()[0]}
     if index.mode == "hnsw":
         index.prepare_graph().join()
         res["graph_ready_s"] = time.perf_counter() - t0
         res["ef"] = getattr(index.hnsw(), "ef", None)
+        phases["graph ready"] = _rss_mb()[0]
     for q in queries[:5]:
         index.search(q, K)
 
@@ -160,11 +162,15 @@ def measure(lib_dir: Path, n: int, data: Path, min_size: int) -> dict:
                 "text": float(np.mean(rec[100:])), "worst_text": float(np.min(rec[100:]))}
 
     res["k10"] = run(K)
+    phases["k10"] = _rss_mb()[0]
     res["k200"] = run(POOL_K, truth_key="all")
+    phases["k200"] = _rss_mb()[0]
     ids = index.vectors.ids
     for name, mask in _masks(ids).items():
         res[f"filter {name}"] = run(K, mask, name)
+        phases[f"filter {name}"] = _rss_mb()[0]
     res["rss_searching"], res["hwm_searching"] = _rss_mb()
+    res["rss_phases"] = phases
 
     # +1,000 photos: written, then the app's next open while searches go on.
     _insert_extra(library, n, extra)
@@ -223,16 +229,20 @@ def _report(label: str, n: int, r: dict) -> None:
     print(f"    RSS: interpreter + imports {mb(r['rss_base'])}; searching {mb(r['rss_searching'])} "
           f"(+{mb(r['rss_searching'] - r['rss_base'])}); peak {mb(r['hwm_end'])} (+{mb(r['hwm_end'] - r['rss_base'])}); "
           f"end {mb(r['rss_end'])}")
+    if "rss_phases" in r:
+        print("    RSS by phase: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["rss_phases"].items()) + " MB")
 
 
 def run(n: int, args, tmp: Path) -> None:
     from clipdesk.config import DEFAULT_HNSW_MIN_SIZE
 
-    data = tmp / f"data-{n}"
-    data.mkdir()
-    lib_dir = tmp / f"lib-{n}"
+    where = args.keep or tmp
+    data = where / f"data-{n}"
+    lib_dir = where / f"lib-{n}"
     t0 = time.perf_counter()
-    _child(REPO, "prepare", str(lib_dir), str(n), str(data), str(DEFAULT_HNSW_MIN_SIZE))
+    if not (args.keep and (data / "prepared.json").is_file() and lib_dir.is_dir()):
+        data.mkdir(parents=True, exist_ok=True)
+        _child(REPO, "prepare", str(lib_dir), str(n), str(data), str(DEFAULT_HNSW_MIN_SIZE))
     prepared = json.loads((data / "prepared.json").read_text())
     print(f"\n== {n:,} photos x {DIM}: prepared in {time.perf_counter() - t0:.0f} s (fill {prepared['fill_s']:.0f} s, "
           f"graph {prepared['graph_s']:.0f} s; calibration {prepared['calibration']})")
@@ -253,6 +263,7 @@ def run(n: int, args, tmp: Path) -> None:
             for label, root in (runs if turn % 2 == 0 else runs[::-1]):
                 copy = copies[label].with_name(copies[label].name + f"-t{turn}")
                 subprocess.run(["cp", "-r", str(copies[label]), str(copy)], check=True)  # the absorb step changes it
+                subprocess.run(["sync"], check=True)  # a library at rest, not one whose 4 GB are being written back
                 r = _child(root, "measure", str(copy), str(n), str(data), str(min_size))
                 _report(f"{label}, {mode}: hnsw from {min_size:,}" + (f", turn {turn + 1}" if args.rounds > 1 else ""),
                         n, r)
@@ -300,6 +311,7 @@ def main() -> None:
         ap.add_argument("--baseline", default=None, help="git revision to measure side by side")
         ap.add_argument("--baseline-sizes", default="100000", help="sizes at which the baseline runs")
         ap.add_argument("--rounds", type=int, default=2, help="turns of now / baseline, alternating")
+        ap.add_argument("--keep", type=Path, default=None, help="prepare the libraries here once and reuse them")
 
     try:
         run_sizes(__doc__, run, "100000", options)

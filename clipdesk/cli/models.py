@@ -1,4 +1,5 @@
-"""``clipdesk models``: list the presets, ``download`` a model's weights now, ``export-onnx`` graphs for the torch-free app."""
+"""``clipdesk models``: list the presets, ``download`` a model's weights now, ``export-onnx`` graphs for the torch-free app,
+``bench-engines``: which engine is faster on this CPU."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from clipdesk.cli.support import ProgressBar, emit, say, sigint_cancels
 
 def add_parsers(sub, common) -> None:
     models = sub.add_parser("models", parents=[common], help="list model presets and whether their weights are present")
-    models.add_argument("action", nargs="?", choices=("list", "download", "export-onnx"), default="list",
-                        help="list (default); download NAME: fetch and verify a model's weights now; "
-                        "export-onnx: write ONNX graphs for --model (default: every preset)")
+    models.add_argument("action", nargs="?", choices=("list", "download", "export-onnx", "bench-engines"),
+                        default="list", help="list (default); download NAME: fetch and verify a model's weights now; "
+                        "export-onnx: write ONNX graphs for --model (default: every preset); bench-engines: time "
+                        "torch against ONNX Runtime for --model on this CPU and use the faster one from now on")
     models.add_argument("name", nargs="?", metavar="NAME", help="download: the model (default: --model or the default)")
     models.add_argument("--out", metavar="DIR", help="export-onnx: where to write (default: MODELS_DIR/onnx)")
     models.set_defaults(func=cmd_models)
@@ -22,6 +24,8 @@ def cmd_models(args) -> int:
         return cmd_export_onnx(args)
     if args.action == "download":
         return cmd_download(args)
+    if args.action == "bench-engines":
+        return cmd_bench_engines(args)
     return cmd_list(args)
 
 
@@ -88,4 +92,35 @@ def cmd_export_onnx(args) -> int:
         written = export_presets(out)
     for path in written:
         print(path)
+    return 0
+
+
+def cmd_bench_engines(args) -> int:
+    """Time both engines at fp32 on the CPU (random weights of the model's architecture), record the faster.
+
+    They compute the same vectors (one key), so the switch needs no re-indexing. When ONNX Runtime wins,
+    the model's graph is exported too, so that it can be used.
+    """
+    from clipdesk.engine import engine_choice
+    from clipdesk.engine.base import torch_available
+    from clipdesk.engine.onnx_export import export_spec
+    from clipdesk.engine.onnx_files import find_graph_dir
+    from clipdesk.engine.registry import resolve
+    from clipdesk.errors import TrainingUnavailable
+    from clipdesk.paths import models_dir
+
+    if not torch_available():  # the packaged app: one engine, nothing to choose
+        raise TrainingUnavailable("bench-engines compares PyTorch with ONNX Runtime; this install has only ONNX "
+                                  "Runtime, which is what it uses.")
+    spec = resolve(args.model)
+    with ProgressBar(not args.json, desc=f"{spec.arch} on each engine", unit="round") as bar:
+        rates = engine_choice.measure(spec.arch, on_round=bar.count)
+    engine = engine_choice.record(spec.arch, rates)
+    if engine == "onnx" and find_graph_dir(spec) is None:
+        export_spec(spec, models_dir() / "onnx")
+    ratio = rates["onnx"] / rates["torch"]
+    emit(args, {"cpu": engine_choice.cpu_model(), "arch": spec.arch, "images_per_s": rates, "engine": engine},
+         [f"{spec.arch} on {engine_choice.cpu_model()}: torch {rates['torch']:.1f} images/s, ONNX Runtime "
+          f"{rates['onnx']:.1f} images/s ({ratio:.2f}x); fp32 on the CPU uses {engine} from now on "
+          "(CLIPDESK_ENGINE=torch|onnx overrides; the vectors are the same either way)."])
     return 0

@@ -56,8 +56,9 @@ def global_options(after_command: bool) -> list[Option]:
                help="model preset, ARCH/TAG, hf-hub:ORG/REPO or ARCH:CHECKPOINT"),
         option("--device", metavar="DEVICE", **default("auto"),
                help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps"),
-        option("--precision", choices=("auto", "fp32", "fp16", "bf16"), **default("auto"),
-               help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16; each has its own embeddings"),
+        option("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), **default("auto"),
+               help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16, bf16 or int8 (ONNX Runtime: "
+               "CLIPDESK_ENGINE=onnx); each has its own embeddings"),
         option("--json", action="store_true", **default(None), help="machine-readable output"),
         option("-v", "--verbose", action="store_true", **default(None), help="log details to stderr"),
     ]

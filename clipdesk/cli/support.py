@@ -212,7 +212,7 @@ def not_indexed_message(lib: Library, spec: ModelSpec, explicit: bool, precision
     """What to run when nothing is indexed with ``spec`` at ``precision``: index, drop --model, or --precision."""
     from sqlalchemy import func, select
 
-    from clipdesk.engine.registry import embedding_key
+    from clipdesk.engine.registry import ALL_PRECISIONS, embedding_key
     from clipdesk.store.db import MODEL_META
     from clipdesk.store.models import Embedding, Photo
 
@@ -222,7 +222,7 @@ def not_indexed_message(lib: Library, spec: ModelSpec, explicit: bool, precision
         return f"The library {lib.root} has no photos yet. Run: clipdesk index FOLDER (then search again)."
     model_flag = f"--model {model_name(spec)} " if explicit else ""
     message = f"No photos in {lib.root} are indexed with model '{spec.name}'."
-    others = {embedding_key(spec, p): p for p in ("fp32", "fp16", "bf16") if p != precision}
+    others = {embedding_key(spec, p): p for p in ALL_PRECISIONS if p not in ("auto", precision)}
     with lib.session() as s:
         found = s.scalars(select(Embedding.model_key).where(Embedding.model_key.in_(others)).limit(1)).first()
     if found is not None:  # the same model at another precision: its own vectors, so say which flag finds them

@@ -60,6 +60,10 @@ class ClipEngine:
         self.on_download = on_download
         self.requested_device = device
         self.requested_precision = precision
+        if precision == "int8":
+            raise PrecisionUnsupported("--precision int8 runs on ONNX Runtime, not PyTorch: set CLIPDESK_ENGINE=onnx "
+                                       "(after `clipdesk --model NAME models export-onnx`), or use --precision auto, "
+                                       "fp32, fp16 or bf16.")
         pick_precision(precision, "cpu")  # a bad value fails here, not on the inference lane
         self.batch_size = batch_size
         self._lock = threading.Lock()

@@ -6,7 +6,8 @@ library indexed by either engine is searched by the other. Graphs come from
 weightless, looked up in ``$CLIPDESK_ONNX_PATH`` then ``<models>/onnx``
 (``onnx_files``). The weights are an open_clip ``.safetensors`` state dict:
 the hub's file in the shared models cache, a local checkpoint, or the test
-model's random init.
+model's random init. ``--precision int8`` runs the same graphs quantized
+once per model (``onnx_int8``), with vectors of their own (key ``…:int8``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from clipdesk.engine.onnx_files import (
     serves,
     weights_file,
 )
-from clipdesk.engine.registry import ModelSpec
+from clipdesk.engine.registry import ModelSpec, embedding_key
 from clipdesk.engine.sources import cached_weights
 from clipdesk.errors import ModelNotAvailable, PrecisionUnsupported
 from clipdesk.paths import models_dir
@@ -46,15 +47,17 @@ class OnnxEngine:
 
     def __init__(self, spec: ModelSpec, device: str = "auto", batch_size: int = 32,
                  on_download: Callable[[int, int], None] | None = None, precision: str = "auto") -> None:
-        if precision not in ("auto", "fp32"):
-            # The graphs are fp32; a half-precision key would claim vectors this engine never computes.
+        if precision not in ("auto", "fp32", "int8"):
+            # The graphs are fp32 (or int8 made from them); a half-precision key would claim vectors this
+            # engine never computes.
             raise PrecisionUnsupported(f"--precision {precision} needs the PyTorch engine; this build runs "
-                                       "models through ONNX Runtime at fp32 (use --precision auto or fp32).")
+                                       "models through ONNX Runtime at fp32 or int8 (use --precision auto, fp32 "
+                                       "or int8).")
         self.spec = spec
         self.requested_device = device
         self.batch_size = batch_size
         self.on_download = on_download
-        self.precision = "fp32"
+        self.precision = "int8" if precision == "int8" else "fp32"  # auto: fp32, the torch engine's vectors
         self._lock = threading.Lock()
         self._infer_lock = threading.Lock()
         self._sessions: tuple | None = None
@@ -64,8 +67,8 @@ class OnnxEngine:
     @property
     def key(self) -> str:
         # fp32 through ONNX Runtime shares the torch fp32 key: tests/core/test_onnx_engine.py checks on real
-        # photos that both engines give the same vectors.
-        return self.spec.key
+        # photos that both engines give the same vectors. int8 vectors differ (tests/core/test_int8.py): own key.
+        return embedding_key(self.spec, self.precision)
 
     @property
     def loaded(self) -> bool:
@@ -105,10 +108,24 @@ class OnnxEngine:
         from tokenizers import Tokenizer
 
         providers, self.device, _why = onnx_providers(self.requested_device)
-        state = load_file(str(weights))
-        sessions = {name: _session(graph_dir / name, meta["externals"][name], state, providers)
-                    for name in (VISUAL, TEXT)}
-        del state
+        if self.precision == "int8":
+            from clipdesk.engine.onnx_int8 import int8_session
+
+            loaded: list[dict] = []  # the fp32 weights, read only if a tower must be quantized
+
+            def state() -> dict[str, np.ndarray]:
+                if not loaded:
+                    loaded.append(load_file(str(weights)))
+                return loaded[0]
+
+            sessions = {name: int8_session(graph_dir / name, meta["externals"][name], state, spec.key, providers)
+                        for name in (VISUAL, TEXT)}
+            del loaded
+        else:
+            state = load_file(str(weights))
+            sessions = {name: _session(graph_dir / name, meta["externals"][name], state, providers)
+                        for name in (VISUAL, TEXT)}
+            del state
         self._tokenizer = Tokenizer.from_file(str(graph_dir / TOKENIZER))
         self._meta = meta
         self.input = InputSpec(size=int(meta["image_size"]), squash=bool(meta["squash"]))
@@ -116,7 +133,7 @@ class OnnxEngine:
         self._std = np.asarray(meta["std"], np.float32).reshape(1, 3, 1, 1) * 255.0
         self._sessions = (sessions[VISUAL], sessions[TEXT])
         self._dim = int(self.encode_text(["a photo"]).shape[1])
-        log.info("loaded %s with ONNX Runtime on %s", spec.label, self.device)
+        log.info("loaded %s with ONNX Runtime on %s (%s)", spec.label, self.device, self.precision)
 
     def input_spec(self) -> InputSpec:
         self.model  # noqa: B018 - loads

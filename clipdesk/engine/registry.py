@@ -75,14 +75,16 @@ class ModelSpec:
         return self.pretrained or self.base_tag
 
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # what the torch engine computes
+# int8: ONNX Runtime only, the fp32 graphs with weights quantized (engine/onnx_int8.py); what --precision accepts.
+ALL_PRECISIONS = (*PRECISIONS, "int8")
 
 
 def embedding_key(spec: ModelSpec, precision: str) -> str:
-    """The key of vectors computed with ``spec`` at ``precision`` (fp32, fp16 or bf16).
+    """The key of vectors computed with ``spec`` at ``precision`` (fp32, fp16, bf16 or int8).
 
     fp32 keeps the plain key, so libraries indexed before precisions existed
-    stay valid; half precisions change the vectors, so they get keys of their own.
+    stay valid; half precisions and int8 change the vectors, so they get keys of their own.
     """
     return spec.key if precision == "fp32" else f"{spec.key}:{precision}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _spread import write_spread_checkpoint
 
 from clipdesk.engine.backend import backend_name, make_engine
 from clipdesk.engine.clip import ClipEngine
@@ -42,28 +43,7 @@ def test_tokenizer_matches_open_clip(onnx_path, tiny_engine):
 
 @pytest.fixture(scope="module")
 def spread_checkpoint(tmp_path_factory):
-    """Seed-0 tiny weights scaled up until real photos (and captions) get clearly different vectors.
-
-    The plain random tiny model maps every photo to nearly one direction (cosines 0.95-0.995), where
-    any two engines "agree"; these weights leave room to disagree.
-    """
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
-
-    from clipdesk.engine.registry import register_tiny
-
-    register_tiny()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = open_clip.create_model(TINY_ARCH, pretrained=None)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith("visual.") or name.startswith("transformer.") or name == "text_projection":
-                p.mul_(3.0)
-    path = tmp_path_factory.mktemp("spread") / "spread.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
+    return write_spread_checkpoint(tmp_path_factory.mktemp("spread"))
 
 
 def _off_diagonal_max(v: np.ndarray) -> float:
