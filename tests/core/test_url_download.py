@@ -66,8 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(head)
                 time.sleep(STALL)
                 return
-            self.wfile.write(body)
+            # Counted before writing: the client can finish reading before this thread runs another line.
             srv.sent += len(body)
+            self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):  # the client cancelled
             pass
 
