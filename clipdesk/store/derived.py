@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import mmap
 import os
 import re
 import tempfile
@@ -70,3 +71,14 @@ def sweep_temp_files(*paths: Path) -> None:
                     tmp.unlink()
             except OSError:
                 pass
+
+
+def let_go(array) -> None:
+    """Drop from this process the pages of a memory-mapped numpy array read or written so far (written ones must be
+    flushed first); they stay in the page cache. A no-op for an array in memory, or where the OS lacks madvise."""
+    mm = getattr(array, "_mmap", None)
+    if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass

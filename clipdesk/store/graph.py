@@ -63,6 +63,8 @@ RECALL_TARGET = 0.96
 # Candidates asked of the graph per search direction, re-scored exactly: near-ties at the 10th place are common
 # (0.002 apart for text queries at 1M photos), and the graph orders them by its bf16 copies.
 CANDIDATES_MIN = 64
+# ... and at least this many beyond the k asked for, for the same near-ties.
+RERANK_EXTRA = 16
 RECHECK_GROWTH = 0.2
 # With ``defer_save``, an update is saved once the changes kept in memory only reach this share of the graph.
 SAVE_PENDING_SHARE = 0.005
@@ -440,7 +442,7 @@ def _gap_of(calibration: dict | None) -> np.ndarray | None:
 
 def reranked_top(graph: Graph, vectors, query: np.ndarray, k: int, ef: int) -> np.ndarray:
     """The photo ids a search through ``graph`` answers: its candidates, re-scored exactly, best ``k``."""
-    cand = graph.candidates(query, max(k + 16, CANDIDATES_MIN), ef)
+    cand = graph.candidates(query, max(k + RERANK_EXTRA, CANDIDATES_MIN), ef)
     rows = np.searchsorted(vectors.ids, cand)
     rows = rows[(rows < len(vectors.ids)) & (vectors.ids[np.minimum(rows, len(vectors.ids) - 1)] == cand)]
     scores = vectors.rows(rows) @ np.asarray(query, np.float32)

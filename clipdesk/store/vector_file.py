@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import mmap
 from pathlib import Path
 
 import numpy as np
 
-from clipdesk.store.derived import atomic_write, model_files, sampled_digest
+from clipdesk.store.derived import atomic_write, let_go, model_files, sampled_digest
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -90,7 +89,6 @@ def _save_blocks(path: str, n: int, dim: int, rows) -> None:
             stop = min(start + BLOCK, n)
             out[start:stop] = rows(start, stop)
             out.flush()  # written back, so that its pages can be let go of
-            if hasattr(mmap, "MADV_DONTNEED"):
-                out._mmap.madvise(mmap.MADV_DONTNEED)  # noqa: SLF001 - numpy's memmap keeps its mmap there
+            let_go(out)
     finally:
         del out

@@ -10,7 +10,6 @@ is ready.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import threading
 from collections.abc import Callable
@@ -20,11 +19,13 @@ import numpy as np
 from sqlalchemy import func, select
 
 from clipdesk.store.db import Library
+from clipdesk.store.derived import let_go
 from clipdesk.store.graph import (
     CANDIDATES_MIN,
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     HNSW_M,
+    RERANK_EXTRA,
     Graph,
     SavedGraph,
     Snapshot,
@@ -40,8 +41,6 @@ EXACT_BLOCK = 65_536  # rows per block of an exact search without the fp32 matri
 # k of them that its text-query recall drops (0.89 at 1M with a 10 % filter, even oversampled 3x), and gathering
 # 150k rows costs tens of milliseconds.
 FILTER_EXACT_MAX = 150_000
-# Graph results are re-scored exactly; this many extra candidates absorb the graph's bf16 ordering errors.
-RERANK_EXTRA = 16
 # A filtered search through the graph asks for this many times the candidates that should pass the filter: the
 # filter's best photos sit deeper in the unfiltered order, where the graph's recall is lower (measured at 1M with
 # a 10 % filter: text-like recall 0.86 at 1.5x).
@@ -170,16 +169,7 @@ class VectorSet:
         """Let go of the memory-mapped pages read so far (a full scan or a graph build touches all of the file,
         1 GB at 1M photos, which would stay in this process's resident memory until the kernel needs it)."""
         self._read = 0
-        self._advise(getattr(mmap, "MADV_DONTNEED", None))
-
-    def _advise(self, advice: int | None) -> None:
-        """madvise the memory-mapped file (a no-op for vectors read from SQLite, or where the OS lacks it)."""
-        mm = getattr(self._m16, "_mmap", None)
-        if mm is not None and advice is not None:
-            try:
-                mm.madvise(advice)
-            except (OSError, ValueError):
-                pass
+        let_go(self._m16)
 
 
 def load_vectors(library: Library, model_key: str, generation: int | None = None) -> VectorSet:
@@ -239,9 +229,7 @@ def _refresh(library: Library, model_key: str, old_ids: np.ndarray, old: np.ndar
             block[db] = fetched[np.searchsorted(fetched_ids, present[start:stop][db])]
         if not db.all():
             block[~db] = old[pos[start:stop][~db]]
-        mm = getattr(old, "_mmap", None)
-        if mm is not None and hasattr(mmap, "MADV_DONTNEED"):
-            mm.madvise(mmap.MADV_DONTNEED)  # the old file's pages, once copied: not a second 1 GB in memory
+        let_go(old)  # the old file's pages, once copied: not a second 1 GB in memory
         return block
 
     return present, rows, dim
